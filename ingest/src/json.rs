@@ -49,7 +49,9 @@ pub enum JsonErrorKind {
 impl std::fmt::Display for JsonErrorKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            JsonErrorKind::UnexpectedEnd => write!(f, "line cut short (input ended inside a value)"),
+            JsonErrorKind::UnexpectedEnd => {
+                write!(f, "line cut short (input ended inside a value)")
+            }
             JsonErrorKind::Unexpected { expected, found } => {
                 write!(f, "expected {expected}, found {}", ShowByte(*found))
             }
@@ -93,7 +95,10 @@ impl<'a> JsonCursor<'a> {
     }
 
     fn err(&self, kind: JsonErrorKind) -> JsonError {
-        JsonError { offset: self.pos, kind }
+        JsonError {
+            offset: self.pos,
+            kind,
+        }
     }
 
     fn unexpected(&self, expected: &'static str) -> JsonError {
@@ -303,14 +308,18 @@ impl<'a> JsonCursor<'a> {
                     self.pos += 6;
                     0x10000 + ((first - 0xD800) << 10) + (low - 0xDC00)
                 }
-                _ => return Ok(push_wtf8(out, first)),
+                _ => {
+                    push_wtf8(out, first);
+                    return Ok(());
+                }
             }
         } else if (0xDC80..0xDD00).contains(&first) {
             // surrogateescape: a lone low surrogate carries one raw byte.
             out.push((first - 0xDC00) as u8);
             return Ok(());
         } else if (0xDC00..0xE000).contains(&first) {
-            return Ok(push_wtf8(out, first));
+            push_wtf8(out, first);
+            return Ok(());
         } else {
             first
         };
@@ -326,7 +335,10 @@ impl<'a> JsonCursor<'a> {
 
     fn hex4(&self, at: usize) -> JsonResult<u32> {
         let Some(digits) = self.buf.get(at..at + 4) else {
-            return Err(JsonError { offset: self.buf.len(), kind: JsonErrorKind::UnexpectedEnd });
+            return Err(JsonError {
+                offset: self.buf.len(),
+                kind: JsonErrorKind::UnexpectedEnd,
+            });
         };
         let mut v = 0u32;
         for &d in digits {
@@ -334,7 +346,12 @@ impl<'a> JsonCursor<'a> {
                 b'0'..=b'9' => d - b'0',
                 b'a'..=b'f' => d - b'a' + 10,
                 b'A'..=b'F' => d - b'A' + 10,
-                _ => return Err(JsonError { offset: at, kind: JsonErrorKind::BadEscape }),
+                _ => {
+                    return Err(JsonError {
+                        offset: at,
+                        kind: JsonErrorKind::BadEscape,
+                    });
+                }
             };
             v = v * 16 + u32::from(n);
         }
@@ -356,14 +373,20 @@ impl<'a> JsonCursor<'a> {
             v = v
                 .checked_mul(10)
                 .and_then(|v| v.checked_add(u64::from(b - b'0')))
-                .ok_or(JsonError { offset: start, kind: JsonErrorKind::BadNumber })?;
+                .ok_or(JsonError {
+                    offset: start,
+                    kind: JsonErrorKind::BadNumber,
+                })?;
             self.pos += 1;
         }
         if self.pos == start {
             return Err(self.unexpected("an integer"));
         }
         match self.buf.get(self.pos) {
-            Some(b'.' | b'e' | b'E') => Err(JsonError { offset: start, kind: JsonErrorKind::BadNumber }),
+            Some(b'.' | b'e' | b'E') => Err(JsonError {
+                offset: start,
+                kind: JsonErrorKind::BadNumber,
+            }),
             _ => Ok(v),
         }
     }
@@ -377,7 +400,10 @@ impl<'a> JsonCursor<'a> {
         }
         let start = self.pos;
         let magnitude = self.u64()?;
-        let bad = JsonError { offset: start, kind: JsonErrorKind::BadNumber };
+        let bad = JsonError {
+            offset: start,
+            kind: JsonErrorKind::BadNumber,
+        };
         if negative {
             if magnitude == 1 << 63 {
                 Ok(i64::MIN)
@@ -470,13 +496,18 @@ mod tests {
     fn unescapes_slashes_and_unicode() {
         assert_eq!(string(r#""\/usr\/bin\/ls""#).unwrap(), b"/usr/bin/ls");
         assert_eq!(string(r#""a\"b\\c\n\t""#).unwrap(), b"a\"b\\c\n\t");
-        assert_eq!(string(r#""caf\u00e9 \ud83d\ude00""#).unwrap(), "café 😀".as_bytes());
+        assert_eq!(
+            string(r#""caf\u00e9 \ud83d\ude00""#).unwrap(),
+            "café 😀".as_bytes()
+        );
     }
 
     #[test]
     fn keeps_raw_bytes_and_surrogate_escapes() {
         let mut out = Vec::new();
-        JsonCursor::new(b"\"/tmp/\xff\xfe\"").string_into(&mut out).unwrap();
+        JsonCursor::new(b"\"/tmp/\xff\xfe\"")
+            .string_into(&mut out)
+            .unwrap();
         assert_eq!(out, b"/tmp/\xff\xfe");
         assert_eq!(string(r#""\/tmp\/\udcff""#).unwrap(), b"/tmp/\xff");
         assert_eq!(string(r#""\ud800x""#).unwrap(), b"\xed\xa0\x80x");
@@ -519,7 +550,11 @@ mod tests {
         let whole = br#"{"a":{"b":[1,"xyz\/",true]}}"#;
         for cut in 0..whole.len() {
             let mut c = JsonCursor::new(&whole[..cut]);
-            assert_eq!(c.skip_value().unwrap_err().kind, JsonErrorKind::UnexpectedEnd, "cut at {cut}");
+            assert_eq!(
+                c.skip_value().unwrap_err().kind,
+                JsonErrorKind::UnexpectedEnd,
+                "cut at {cut}"
+            );
         }
         assert!(JsonCursor::new(whole).skip_value().is_ok());
     }
@@ -528,6 +563,9 @@ mod tests {
     fn deep_nesting_does_not_overflow_the_stack() {
         let deep = "[".repeat(1_000_000);
         let mut c = JsonCursor::new(deep.as_bytes());
-        assert_eq!(c.skip_value().unwrap_err().kind, JsonErrorKind::UnexpectedEnd);
+        assert_eq!(
+            c.skip_value().unwrap_err().kind,
+            JsonErrorKind::UnexpectedEnd
+        );
     }
 }

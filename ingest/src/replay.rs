@@ -26,7 +26,10 @@ pub struct ReplayOptions {
 
 impl Default for ReplayOptions {
     fn default() -> Self {
-        Self { batch_rows: 128 * 1024, max_line_bytes: 16 * 1024 * 1024 }
+        Self {
+            batch_rows: 128 * 1024,
+            max_line_bytes: 16 * 1024 * 1024,
+        }
     }
 }
 
@@ -51,7 +54,12 @@ pub enum ReplayError<E: std::error::Error + 'static> {
 
 /// Reads every line of `reader` into `decoder`, handing full batches to
 /// `sink`, and the rest at the end.
-pub fn replay_eslogger<R, E, S>(mut reader: R, decoder: &mut EsloggerDecoder, options: &ReplayOptions, mut sink: S) -> Result<(), ReplayError<E>>
+pub fn replay_eslogger<R, E, S>(
+    mut reader: R,
+    decoder: &mut EsloggerDecoder,
+    options: &ReplayOptions,
+    mut sink: S,
+) -> Result<(), ReplayError<E>>
 where
     R: BufRead,
     E: std::error::Error + 'static,
@@ -62,14 +70,22 @@ where
     loop {
         line.clear();
         line_no += 1;
-        let outcome = read_line_bounded(&mut reader, &mut line, options.max_line_bytes).map_err(|source| ReplayError::Read { line: line_no, source })?;
+        let outcome = read_line_bounded(&mut reader, &mut line, options.max_line_bytes).map_err(
+            |source| ReplayError::Read {
+                line: line_no,
+                source,
+            },
+        )?;
         match outcome {
             LineRead::Eof => break,
             LineRead::TooLong(len) => decoder.record_problem(LineProblem {
                 line: line_no,
                 byte: Some(options.max_line_bytes),
                 reason: SkipReason::Malformed,
-                detail: format!("line of {len} bytes is longer than the limit of {} bytes", options.max_line_bytes),
+                detail: format!(
+                    "line of {len} bytes is longer than the limit of {} bytes",
+                    options.max_line_bytes
+                ),
             }),
             LineRead::Line => {
                 let content = line.strip_suffix(b"\n").unwrap_or(&line);
@@ -97,7 +113,11 @@ enum LineRead {
 }
 
 /// Reads up to and including the next newline, keeping at most `max` bytes.
-fn read_line_bounded<R: BufRead>(reader: &mut R, line: &mut Vec<u8>, max: usize) -> std::io::Result<LineRead> {
+fn read_line_bounded<R: BufRead>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<LineRead> {
     let mut total: u64 = 0;
     let mut too_long = false;
     loop {
@@ -129,7 +149,11 @@ fn read_line_bounded<R: BufRead>(reader: &mut R, line: &mut Vec<u8>, max: usize)
         }
         reader.consume(n);
         if done {
-            return Ok(if too_long { LineRead::TooLong(total) } else { LineRead::Line });
+            return Ok(if too_long {
+                LineRead::TooLong(total)
+            } else {
+                LineRead::Line
+            });
         }
     }
 }

@@ -21,7 +21,12 @@ pub enum SkipReason {
 
 impl SkipReason {
     /// Every reason, in the order summaries print them.
-    pub const ALL: [SkipReason; 4] = [SkipReason::Malformed, SkipReason::Truncated, SkipReason::UnmappedEventType, SkipReason::MissingField];
+    pub const ALL: [SkipReason; 4] = [
+        SkipReason::Malformed,
+        SkipReason::Truncated,
+        SkipReason::UnmappedEventType,
+        SkipReason::MissingField,
+    ];
 
     /// The reason's name in summaries and metrics.
     pub fn name(self) -> &'static str {
@@ -60,7 +65,11 @@ pub struct LineProblem {
 impl fmt::Display for LineProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.byte {
-            Some(byte) => write!(f, "line {}, byte {}: {}: {}", self.line, byte, self.reason, self.detail),
+            Some(byte) => write!(
+                f,
+                "line {}, byte {}: {}: {}",
+                self.line, byte, self.reason, self.detail
+            ),
             None => write!(f, "line {}: {}: {}", self.line, self.reason, self.detail),
         }
     }

@@ -60,11 +60,23 @@ pub struct EventMix {
 impl Default for EventMix {
     /// The NOTIFY_OPEN firehose: opens and closes dominate.
     fn default() -> Self {
-        Self { open: 55, close: 30, write: 5, create: 2, rename: 1, unlink: 2, exec: 2, fork: 2, exit: 1 }
+        Self {
+            open: 55,
+            close: 30,
+            write: 5,
+            create: 2,
+            rename: 1,
+            unlink: 2,
+            exec: 2,
+            fork: 2,
+            exit: 1,
+        }
     }
 }
 
-const KINDS: [&str; 9] = ["open", "close", "write", "create", "rename", "unlink", "exec", "fork", "exit"];
+const KINDS: [&str; 9] = [
+    "open", "close", "write", "create", "rename", "unlink", "exec", "fork", "exit",
+];
 
 struct SyntheticProcess {
     pid: u32,
@@ -90,16 +102,51 @@ pub struct EsloggerFirehose {
 }
 
 const EXECUTABLES: [(&str, &str, Option<&str>, bool); 10] = [
-    ("/System/Library/Frameworks/CoreServices.framework/Versions/A/Frameworks/Metadata.framework/Versions/A/Support/mdworker_shared", "com.apple.mdworker_shared", None, true),
+    (
+        "/System/Library/Frameworks/CoreServices.framework/Versions/A/Frameworks/Metadata.framework/Versions/A/Support/mdworker_shared",
+        "com.apple.mdworker_shared",
+        None,
+        true,
+    ),
     ("/usr/libexec/xpcproxy", "com.apple.xpc.proxy", None, true),
-    ("/System/Library/PrivateFrameworks/CloudKitDaemon.framework/Support/cloudd", "com.apple.cloudd", None, true),
-    ("/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Framework.framework/Versions/131.0.6778.86/Helpers/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper", "com.google.Chrome.helper", Some("EQHXZ8M8AV"), false),
-    ("/Applications/Slack.app/Contents/MacOS/Slack", "com.tinyspeck.slackmacgap", Some("BQR82RBBHL"), false),
-    ("/usr/sbin/cfprefsd", "com.apple.cfprefsd.xpc.daemon", None, true),
+    (
+        "/System/Library/PrivateFrameworks/CloudKitDaemon.framework/Support/cloudd",
+        "com.apple.cloudd",
+        None,
+        true,
+    ),
+    (
+        "/Applications/Google Chrome.app/Contents/Frameworks/Google Chrome Framework.framework/Versions/131.0.6778.86/Helpers/Google Chrome Helper.app/Contents/MacOS/Google Chrome Helper",
+        "com.google.Chrome.helper",
+        Some("EQHXZ8M8AV"),
+        false,
+    ),
+    (
+        "/Applications/Slack.app/Contents/MacOS/Slack",
+        "com.tinyspeck.slackmacgap",
+        Some("BQR82RBBHL"),
+        false,
+    ),
+    (
+        "/usr/sbin/cfprefsd",
+        "com.apple.cfprefsd.xpc.daemon",
+        None,
+        true,
+    ),
     ("/bin/zsh", "com.apple.zsh", None, true),
     ("/usr/bin/git", "com.apple.git", None, true),
-    ("/System/Library/CoreServices/Spotlight.app/Contents/MacOS/Spotlight", "com.apple.Spotlight", None, true),
-    ("/Library/Developer/CommandLineTools/usr/bin/clang", "com.apple.clang", None, true),
+    (
+        "/System/Library/CoreServices/Spotlight.app/Contents/MacOS/Spotlight",
+        "com.apple.Spotlight",
+        None,
+        true,
+    ),
+    (
+        "/Library/Developer/CommandLineTools/usr/bin/clang",
+        "com.apple.clang",
+        None,
+        true,
+    ),
 ];
 
 const ROOTS: [&str; 6] = [
@@ -115,7 +162,10 @@ impl EsloggerFirehose {
     /// A generator seeded with `seed`, emitting messages of ES version 9,
     /// starting at 2024-05-01T12:00:00Z.
     pub fn new(seed: u64, mix: &EventMix) -> Self {
-        let weights = [mix.open, mix.close, mix.write, mix.create, mix.rename, mix.unlink, mix.exec, mix.fork, mix.exit];
+        let weights = [
+            mix.open, mix.close, mix.write, mix.create, mix.rename, mix.unlink, mix.exec, mix.fork,
+            mix.exit,
+        ];
         let mut mix_cumulative = [0u32; 9];
         let mut sum = 0;
         for (slot, w) in mix_cumulative.iter_mut().zip(weights) {
@@ -144,7 +194,15 @@ impl EsloggerFirehose {
                 }
             })
             .collect();
-        Self { rng, mix_cumulative, processes, time_ns: 1_714_564_800_000_000_000, seq: [0; 9], global_seq: 0, version: 9 }
+        Self {
+            rng,
+            mix_cumulative,
+            processes,
+            time_ns: 1_714_564_800_000_000_000,
+            seq: [0; 9],
+            global_seq: 0,
+            version: 9,
+        }
     }
 
     /// Sets the ES message version of the generated lines (10 writes audit
@@ -158,7 +216,11 @@ impl EsloggerFirehose {
     pub fn next_line(&mut self, out: &mut Vec<u8>) {
         let total = self.mix_cumulative[8].max(1);
         let pick = self.rng.below(u64::from(total)) as u32;
-        let kind = self.mix_cumulative.iter().position(|&c| pick < c).unwrap_or(0);
+        let kind = self
+            .mix_cumulative
+            .iter()
+            .position(|&c| pick < c)
+            .unwrap_or(0);
         self.time_ns += 20_000 + self.rng.below(60_000) as i64;
         self.seq[kind] += 1;
         self.global_seq += 1;
@@ -167,7 +229,16 @@ impl EsloggerFirehose {
         let time = format_rfc3339(self.time_ns);
         let event_type = [10, 12, 33, 13, 25, 32, 9, 11, 15][kind];
         // Keys in an order eslogger really uses: not alphabetical, not stable.
-        let _ = write!(out, r#"{{"schema_version":1,"mach_time":{},"event_type":{},"thread":{{"thread_id":{}}},"version":{},"seq_num":{},"event":{{"{}":"#, self.time_ns / 41, event_type, 4_000_000 + self.rng.below(100_000), self.version, self.seq[kind], KINDS[kind]);
+        let _ = write!(
+            out,
+            r#"{{"schema_version":1,"mach_time":{},"event_type":{},"thread":{{"thread_id":{}}},"version":{},"seq_num":{},"event":{{"{}":"#,
+            self.time_ns / 41,
+            event_type,
+            4_000_000 + self.rng.below(100_000),
+            self.version,
+            self.seq[kind],
+            KINDS[kind]
+        );
         match kind {
             0 => {
                 let _ = write!(out, r#"{{"fflag":{},"file":"#, 1 + self.rng.below(3));
@@ -175,7 +246,11 @@ impl EsloggerFirehose {
                 out.push(b'}');
             }
             1 => {
-                let _ = write!(out, r#"{{"modified":{},"was_mapped_writable":false,"target":"#, self.rng.below(4) == 0);
+                let _ = write!(
+                    out,
+                    r#"{{"modified":{},"was_mapped_writable":false,"target":"#,
+                    self.rng.below(4) == 0
+                );
                 self.write_file(out, &path);
                 out.push(b'}');
             }
@@ -184,20 +259,30 @@ impl EsloggerFirehose {
                 self.write_file(out, &path);
                 if kind == 5 {
                     out.extend_from_slice(br#","parent_dir":"#);
-                    let dir = path.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default();
+                    let dir = path
+                        .rsplit_once('/')
+                        .map(|(d, _)| d.to_string())
+                        .unwrap_or_default();
                     self.write_file(out, &dir);
                 }
                 out.push(b'}');
             }
             3 | 4 => {
-                let (dir, name) = path.rsplit_once('/').map(|(d, n)| (d.to_string(), n.to_string())).unwrap_or_default();
+                let (dir, name) = path
+                    .rsplit_once('/')
+                    .map(|(d, n)| (d.to_string(), n.to_string()))
+                    .unwrap_or_default();
                 if kind == 4 {
                     out.extend_from_slice(br#"{"source":"#);
                     let source = format!("{path}.sb-{:x}", self.rng.next_u64() as u32);
                     self.write_file(out, &source);
-                    out.extend_from_slice(br#","destination_type":1,"destination":{"new_path":{"filename":"#);
+                    out.extend_from_slice(
+                        br#","destination_type":1,"destination":{"new_path":{"filename":"#,
+                    );
                 } else {
-                    out.extend_from_slice(br#"{"destination_type":1,"destination":{"new_path":{"filename":"#);
+                    out.extend_from_slice(
+                        br#"{"destination_type":1,"destination":{"new_path":{"filename":"#,
+                    );
                 }
                 write_json_str(out, &name);
                 out.extend_from_slice(br#","mode":420,"dir":"#);
@@ -238,7 +323,11 @@ impl EsloggerFirehose {
                 let _ = write!(out, r#"{{"stat":{}}}"#, self.rng.below(2) * 256);
             }
         }
-        let _ = write!(out, r#"}},"time":"{}","action":{{"result":{{"result":{{"auth":0}},"result_type":0}}}},"global_seq_num":{},"process":"#, time, self.global_seq);
+        let _ = write!(
+            out,
+            r#"}},"time":"{}","action":{{"result":{{"result":{{"auth":0}},"result_type":0}}}},"global_seq_num":{},"process":"#,
+            time, self.global_seq
+        );
         self.write_process(out, proc_index);
         out.extend_from_slice(b",\"action_type\":1}\n");
     }
@@ -273,17 +362,32 @@ impl EsloggerFirehose {
         out.extend_from_slice(br#","path_truncated":false}"#);
     }
 
-    fn write_token(&self, out: &mut Vec<u8>, auid: u32, uid: u32, gid: u32, pid: u32, pidversion: u32) {
+    fn write_token(
+        &self,
+        out: &mut Vec<u8>,
+        auid: u32,
+        uid: u32,
+        gid: u32,
+        pid: u32,
+        pidversion: u32,
+    ) {
         if self.version == 10 {
-            let _ = write!(out, "[{auid},{uid},{gid},{uid},{gid},{pid},100004,{pidversion}]");
+            let _ = write!(
+                out,
+                "[{auid},{uid},{gid},{uid},{gid},{pid},100004,{pidversion}]"
+            );
         } else {
-            let _ = write!(out, r#"{{"asid":100004,"pidversion":{pidversion},"ruid":{uid},"euid":{uid},"rgid":{gid},"auid":{auid},"egid":{gid},"pid":{pid}}}"#);
+            let _ = write!(
+                out,
+                r#"{{"asid":100004,"pidversion":{pidversion},"ruid":{uid},"euid":{uid},"rgid":{gid},"auid":{auid},"egid":{gid},"pid":{pid}}}"#
+            );
         }
     }
 
     fn write_process(&mut self, out: &mut Vec<u8>, index: usize) {
         let p = &self.processes[index];
-        let (pid, pidversion, ppid, uid, platform) = (p.pid, p.pidversion, p.ppid, p.uid, p.platform);
+        let (pid, pidversion, ppid, uid, platform) =
+            (p.pid, p.pidversion, p.ppid, p.uid, p.platform);
         let executable = p.executable.clone();
         let signing_id = p.signing_id;
         let team_id = p.team_id;
@@ -292,13 +396,28 @@ impl EsloggerFirehose {
         write_json_str(out, signing_id);
         out.extend_from_slice(br#","parent_audit_token":"#);
         self.write_token(out, 501, uid, 20, ppid, ppid + 3);
-        let _ = write!(out, r#","codesigning_flags":{},"executable":"#, if platform { 0x2600_0001u32 } else { 0x1_0301u32 });
+        let _ = write!(
+            out,
+            r#","codesigning_flags":{},"executable":"#,
+            if platform {
+                0x2600_0001u32
+            } else {
+                0x1_0301u32
+            }
+        );
         self.write_file(out, &executable);
-        let _ = write!(out, r#","ppid":{ppid},"tty":null,"start_time":"{}","is_platform_binary":{platform},"group_id":{pid},"audit_token":"#, format_rfc3339(self.time_ns - 3_600_000_000_000).replace(".000000000Z", ".000000Z"));
+        let _ = write!(
+            out,
+            r#","ppid":{ppid},"tty":null,"start_time":"{}","is_platform_binary":{platform},"group_id":{pid},"audit_token":"#,
+            format_rfc3339(self.time_ns - 3_600_000_000_000).replace(".000000000Z", ".000000Z")
+        );
         self.write_token(out, 501, uid, 20, pid, pidversion);
         out.extend_from_slice(br#","is_es_client":false,"responsible_audit_token":"#);
         self.write_token(out, 501, uid, 20, pid, pidversion);
-        let _ = write!(out, r#","session_id":{ppid},"original_ppid":{ppid},"cdhash":"{cdhash}","team_id":"#);
+        let _ = write!(
+            out,
+            r#","session_id":{ppid},"original_ppid":{ppid},"cdhash":"{cdhash}","team_id":"#
+        );
         match team_id {
             Some(t) => write_json_str(out, t),
             None => out.extend_from_slice(b"null"),
@@ -330,7 +449,12 @@ pub fn format_rfc3339(time_ns: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// The civil date of a day count since 1970-01-01 (Howard Hinnant's
@@ -369,7 +493,21 @@ mod tests {
     #[test]
     fn every_generated_line_decodes() {
         for version in [9, 10] {
-            let mut firehose = EsloggerFirehose::new(42, &EventMix { open: 1, close: 1, write: 1, create: 1, rename: 1, unlink: 1, exec: 1, fork: 1, exit: 1 }).with_version(version);
+            let mut firehose = EsloggerFirehose::new(
+                42,
+                &EventMix {
+                    open: 1,
+                    close: 1,
+                    write: 1,
+                    create: 1,
+                    rename: 1,
+                    unlink: 1,
+                    exec: 1,
+                    fork: 1,
+                    exit: 1,
+                },
+            )
+            .with_version(version);
             let mut decoder = EsloggerDecoder::new();
             let mut buf = Vec::new();
             for i in 0..2000 {
@@ -377,7 +515,12 @@ mod tests {
                 firehose.next_line(&mut buf);
                 decoder.decode_line(buf.strip_suffix(b"\n").unwrap(), i + 1);
             }
-            assert_eq!(decoder.stats().skipped_total(), 0, "{:?}", decoder.stats().problems());
+            assert_eq!(
+                decoder.stats().skipped_total(),
+                0,
+                "{:?}",
+                decoder.stats().problems()
+            );
             let total: u64 = decoder.events_by_table().iter().map(|(_, n)| n).sum();
             assert_eq!(total, 2000);
         }

@@ -11,7 +11,11 @@ use arrow::array::{BinaryBuilder, StringBuilder};
 
 /// Appends `value` to a text column that has a raw-bytes sidecar.
 #[inline]
-pub fn append_text_with_bytes(text: &mut StringBuilder, raw: &mut BinaryBuilder, value: Option<&[u8]>) {
+pub fn append_text_with_bytes(
+    text: &mut StringBuilder,
+    raw: &mut BinaryBuilder,
+    value: Option<&[u8]>,
+) {
     match value {
         None => {
             text.append_null();
@@ -76,7 +80,10 @@ mod tests {
     #[test]
     fn quotes_like_osquery() {
         let mut out = Vec::new();
-        for (i, arg) in [&b"ls"[..], b"-l", b"My Documents", b"say \"hi\"\\"].iter().enumerate() {
+        for (i, arg) in [&b"ls"[..], b"-l", b"My Documents", b"say \"hi\"\\"]
+            .iter()
+            .enumerate()
+        {
             push_osquery_arg(&mut out, i == 0, arg);
         }
         assert_eq!(out, br#"ls -l "My Documents" "say \"hi\"\\""#);

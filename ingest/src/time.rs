@@ -32,7 +32,13 @@ pub fn parse_rfc3339_nanos(s: &[u8]) -> Option<i64> {
         }
         Some(v)
     }
-    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || !matches!(s[10], b'T' | b't' | b' ') || s[13] != b':' || s[16] != b':' {
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || !matches!(s[10], b'T' | b't' | b' ')
+        || s[13] != b':'
+        || s[16] != b':'
+    {
         return None;
     }
     let year = digits(s, 0, 4)?;
@@ -41,7 +47,12 @@ pub fn parse_rfc3339_nanos(s: &[u8]) -> Option<i64> {
     let hour = digits(s, 11, 2)?;
     let minute = digits(s, 14, 2)?;
     let second = digits(s, 17, 2)?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut pos = 19;
@@ -73,7 +84,9 @@ pub fn parse_rfc3339_nanos(s: &[u8]) -> Option<i64> {
         _ => return None,
     };
     let days = days_from_civil(i64::from(year), month, day);
-    let seconds = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second) - offset_seconds;
+    let seconds =
+        days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second)
+            - offset_seconds;
     seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
@@ -84,17 +97,45 @@ mod tests {
     #[test]
     fn parses_eslogger_times() {
         assert_eq!(parse_rfc3339_nanos(b"1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339_nanos(b"2023-11-14T22:13:20.123456789Z"), Some(1_700_000_000_123_456_789));
-        assert_eq!(parse_rfc3339_nanos(b"2023-11-14T22:13:20.5Z"), Some(1_700_000_000_500_000_000));
-        assert_eq!(parse_rfc3339_nanos(b"2023-11-14T23:13:20+01:00"), Some(1_700_000_000_000_000_000));
-        assert_eq!(parse_rfc3339_nanos(b"2024-02-29T00:00:00Z"), Some(1_709_164_800_000_000_000));
-        assert_eq!(parse_rfc3339_nanos(b"1969-12-31T23:59:59Z"), Some(-1_000_000_000));
+        assert_eq!(
+            parse_rfc3339_nanos(b"2023-11-14T22:13:20.123456789Z"),
+            Some(1_700_000_000_123_456_789)
+        );
+        assert_eq!(
+            parse_rfc3339_nanos(b"2023-11-14T22:13:20.5Z"),
+            Some(1_700_000_000_500_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_nanos(b"2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_nanos(b"2024-02-29T00:00:00Z"),
+            Some(1_709_164_800_000_000_000)
+        );
+        assert_eq!(
+            parse_rfc3339_nanos(b"1969-12-31T23:59:59Z"),
+            Some(-1_000_000_000)
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_time() {
-        for bad in [&b""[..], b"2023-11-14", b"2023-13-14T22:13:20Z", b"2023-11-14T22:13:20", b"2023-11-14T22:13:20.Z", b"2023-11-14T22:13:20Zjunk", b"abcd-11-14T22:13:20Z"] {
-            assert_eq!(parse_rfc3339_nanos(bad), None, "{}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b""[..],
+            b"2023-11-14",
+            b"2023-13-14T22:13:20Z",
+            b"2023-11-14T22:13:20",
+            b"2023-11-14T22:13:20.Z",
+            b"2023-11-14T22:13:20Zjunk",
+            b"abcd-11-14T22:13:20Z",
+        ] {
+            assert_eq!(
+                parse_rfc3339_nanos(bad),
+                None,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -145,20 +145,45 @@ const TIMESTAMP_NS: SqlType = SqlType::TimestampNs;
 const BYTES: SqlType = SqlType::Bytes;
 
 const fn osq(name: &'static str, sql_type: SqlType) -> Column {
-    Column { name, sql_type, origin: ColumnOrigin::Osquery }
+    Column {
+        name,
+        sql_type,
+        origin: ColumnOrigin::Osquery,
+    }
 }
 const fn hidden(name: &'static str, sql_type: SqlType) -> Column {
-    Column { name, sql_type, origin: ColumnOrigin::OsqueryHidden }
+    Column {
+        name,
+        sql_type,
+        origin: ColumnOrigin::OsqueryHidden,
+    }
 }
 const fn additional(name: &'static str, sql_type: SqlType) -> Column {
-    Column { name, sql_type, origin: ColumnOrigin::OsqueryAdditional }
+    Column {
+        name,
+        sql_type,
+        origin: ColumnOrigin::OsqueryAdditional,
+    }
 }
 const fn extra(name: &'static str, sql_type: SqlType) -> Column {
-    Column { name, sql_type, origin: ColumnOrigin::Sluice }
+    Column {
+        name,
+        sql_type,
+        origin: ColumnOrigin::Sluice,
+    }
 }
 
-const fn define(name: &'static str, description: &'static str, columns: &'static [Column]) -> TableDef {
-    TableDef { name, description, columns, schema: OnceLock::new() }
+const fn define(
+    name: &'static str,
+    description: &'static str,
+    columns: &'static [Column],
+) -> TableDef {
+    TableDef {
+        name,
+        description,
+        columns,
+        schema: OnceLock::new(),
+    }
 }
 
 /// The name of the column every table carries with the event time in UTC
@@ -426,9 +451,15 @@ mod tests {
     /// data, column by column: name, order, type and hidden/additional flag.
     #[test]
     fn every_table_matches_osquery_column_by_column() {
-        let tsv_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/osquery_tables.tsv");
-        let tsv = std::fs::read_to_string(tsv_path).expect("read ../shared/data/osquery_tables.tsv");
-        let mut expected: Vec<(String, Vec<(String, String, String)>)> = Vec::new();
+        let tsv_path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/data/osquery_tables.tsv"
+        );
+        let tsv =
+            std::fs::read_to_string(tsv_path).expect("read ../shared/data/osquery_tables.tsv");
+        // (column, osquery type, options) per table, in file order.
+        type OsqueryColumns = Vec<(String, String, String)>;
+        let mut expected: Vec<(String, OsqueryColumns)> = Vec::new();
         for (line_no, line) in tsv.lines().enumerate().skip(1) {
             if line.trim().is_empty() {
                 continue;
@@ -438,7 +469,9 @@ mod tests {
             let (table, column, ty) = (fields[0], fields[1], fields[2]);
             let options = fields.get(3).copied().unwrap_or("").to_string();
             match expected.last_mut() {
-                Some((name, cols)) if name == table => cols.push((column.into(), ty.into(), options)),
+                Some((name, cols)) if name == table => {
+                    cols.push((column.into(), ty.into(), options))
+                }
                 _ => expected.push((table.into(), vec![(column.into(), ty.into(), options)])),
             }
         }
@@ -466,9 +499,15 @@ mod tests {
             }
             // Everything after osquery's columns is sluice's, and time_ns is among it.
             let extras = &def.columns[cols.len()..];
-            assert!(extras.iter().all(|c| c.origin == ColumnOrigin::Sluice), "{name}: extras after osquery's");
+            assert!(
+                extras.iter().all(|c| c.origin == ColumnOrigin::Sluice),
+                "{name}: extras after osquery's"
+            );
             let time_ns = schema.field_with_name(TIME_NS).expect("time_ns");
-            assert_eq!(time_ns.data_type(), &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())));
+            assert_eq!(
+                time_ns.data_type(),
+                &DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
+            );
         }
     }
 
@@ -478,9 +517,17 @@ mod tests {
             let mut names: Vec<_> = def.columns.iter().map(|c| c.name).collect();
             names.sort_unstable();
             names.dedup();
-            assert_eq!(names.len(), def.columns.len(), "{}: duplicate column", def.name);
+            assert_eq!(
+                names.len(),
+                def.columns.len(),
+                "{}: duplicate column",
+                def.name
+            );
             for c in def.columns.iter().filter(|c| c.sql_type == SqlType::Bytes) {
-                let base = c.name.strip_suffix(RAW_BYTES_SUFFIX).expect("sidecar suffix");
+                let base = c
+                    .name
+                    .strip_suffix(RAW_BYTES_SUFFIX)
+                    .expect("sidecar suffix");
                 let idx = def.column_index(base).expect("sidecar names a column");
                 assert_eq!(def.columns[idx].sql_type, SqlType::Text);
             }

@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder};
+use arrow::array::{
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
+};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS};
@@ -271,7 +273,8 @@ impl EsProcessEventsBuilder {
         self.original_parent.append_option(row.original_parent);
         self.session_id.append_option(row.session_id);
         self.responsible_pid.append_option(row.responsible_pid);
-        self.responsible_pidversion.append_option(row.responsible_pidversion);
+        self.responsible_pidversion
+            .append_option(row.responsible_pidversion);
         self.parent_pidversion.append_option(row.parent_pidversion);
         append_text_with_bytes(&mut self.cmdline, &mut self.cmdline_bytes, row.cmdline);
         self.cmdline_count.append_option(row.cmdline_count);
@@ -292,7 +295,8 @@ impl EsProcessEventsBuilder {
         self.time.append_value(unix_seconds(row.time_ns));
         self.event_type.append_value(row.event_type);
         append_eid(&mut self.eid, &mut self.eid_buf, &mut self.eid_counter);
-        self.codesigning_flags.append_option(row.codesigning_flags.map(codesigning_flags_text));
+        self.codesigning_flags
+            .append_option(row.codesigning_flags.map(codesigning_flags_text));
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }
@@ -416,7 +420,11 @@ impl EsProcessFileEventsBuilder {
         self.parent.append_option(row.parent);
         append_text_with_bytes(&mut self.path, &mut self.path_bytes, row.path);
         append_text_with_bytes(&mut self.filename, &mut self.filename_bytes, row.filename);
-        append_text_with_bytes(&mut self.dest_filename, &mut self.dest_filename_bytes, row.dest_filename);
+        append_text_with_bytes(
+            &mut self.dest_filename,
+            &mut self.dest_filename_bytes,
+            row.dest_filename,
+        );
         self.event_type.append_value(row.event_type);
         self.time.append_value(unix_seconds(row.time_ns));
         append_eid(&mut self.eid, &mut self.eid_buf, &mut self.eid_counter);
@@ -456,14 +464,23 @@ mod tests {
     #[test]
     fn batches_carry_the_table_schema() {
         let mut b = EsProcessEventsBuilder::new();
-        b.append(&EsProcessEventRow { event_type: "exec", pid: Some(7), time_ns: 1_500_000_000, ..Default::default() });
+        b.append(&EsProcessEventRow {
+            event_type: "exec",
+            pid: Some(7),
+            time_ns: 1_500_000_000,
+            ..Default::default()
+        });
         let batch = b.finish().unwrap();
         assert_eq!(batch.schema(), ES_PROCESS_EVENTS.schema());
         assert_eq!(batch.num_rows(), 1);
         assert!(b.is_empty());
 
         let mut f = EsProcessFileEventsBuilder::new();
-        f.append(&EsProcessFileEventRow { event_type: "open", filename: Some(b"/etc/hosts"), ..Default::default() });
+        f.append(&EsProcessFileEventRow {
+            event_type: "open",
+            filename: Some(b"/etc/hosts"),
+            ..Default::default()
+        });
         let batch = f.finish().unwrap();
         assert_eq!(batch.schema(), ES_PROCESS_FILE_EVENTS.schema());
     }
@@ -473,6 +490,9 @@ mod tests {
         // A typical Apple binary: valid, hardened runtime.
         assert_eq!(codesigning_flags_text(0x0001_0001), "");
         assert_eq!(codesigning_flags_text(0), "NOT_VALID, NOT_RUNTIME");
-        assert_eq!(codesigning_flags_text(0x0000_000B), "ADHOC, NOT_RUNTIME, INSTALLER");
+        assert_eq!(
+            codesigning_flags_text(0x0000_000B),
+            "ADHOC, NOT_RUNTIME, INSTALLER"
+        );
     }
 }

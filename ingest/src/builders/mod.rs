@@ -9,7 +9,10 @@
 
 mod es;
 
-pub use es::{EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder, codesigning_flags_text};
+pub use es::{
+    EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
+    codesigning_flags_text,
+};
 
 use std::fmt::Write as _;
 

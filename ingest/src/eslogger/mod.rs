@@ -30,7 +30,9 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
-use crate::builders::{EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder};
+use crate::builders::{
+    EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
+};
 use crate::json::{JsonCursor, JsonError, JsonErrorKind};
 use crate::stats::{DecodeStats, LineProblem, SkipReason};
 use crate::text::push_osquery_arg;
@@ -166,7 +168,10 @@ impl EsloggerDecoder {
 
     /// Events decoded so far, per table.
     pub fn events_by_table(&self) -> [(&'static str, u64); 2] {
-        [(ES_PROCESS_EVENTS.name, self.process_rows), (ES_PROCESS_FILE_EVENTS.name, self.file_rows)]
+        [
+            (ES_PROCESS_EVENTS.name, self.process_rows),
+            (ES_PROCESS_FILE_EVENTS.name, self.file_rows),
+        ]
     }
 
     /// Counts a problem found outside the decoder (by the line reader).
@@ -204,8 +209,13 @@ impl EsloggerDecoder {
         self.message = StagedMessage::default();
         let result = {
             let mut cursor = JsonCursor::new(line);
-            parse_message(&mut cursor, &mut self.message, &mut self.arena, &mut self.scratch)
-                .and_then(|()| cursor.finish().map_err(Failure::from))
+            parse_message(
+                &mut cursor,
+                &mut self.message,
+                &mut self.arena,
+                &mut self.scratch,
+            )
+            .and_then(|()| cursor.finish().map_err(Failure::from))
         };
         let result = result.and_then(|()| self.emit());
         if let Err(failure) = result {
@@ -218,16 +228,33 @@ impl EsloggerDecoder {
             Failure::Json(e) => LineProblem {
                 line,
                 byte: Some(e.offset),
-                reason: if e.kind == JsonErrorKind::UnexpectedEnd { SkipReason::Truncated } else { SkipReason::Malformed },
+                reason: if e.kind == JsonErrorKind::UnexpectedEnd {
+                    SkipReason::Truncated
+                } else {
+                    SkipReason::Malformed
+                },
                 detail: e.kind.to_string(),
             },
-            Failure::Missing(field) => LineProblem { line, byte: None, reason: SkipReason::MissingField, detail: format!("no `{field}`") },
-            Failure::BadValue { offset, detail } => LineProblem { line, byte: Some(offset), reason: SkipReason::Malformed, detail: detail.to_string() },
+            Failure::Missing(field) => LineProblem {
+                line,
+                byte: None,
+                reason: SkipReason::MissingField,
+                detail: format!("no `{field}`"),
+            },
+            Failure::BadValue { offset, detail } => LineProblem {
+                line,
+                byte: Some(offset),
+                reason: SkipReason::Malformed,
+                detail: detail.to_string(),
+            },
             Failure::Mismatch { number, body } => LineProblem {
                 line,
                 byte: None,
                 reason: SkipReason::Malformed,
-                detail: format!("event_type {number} does not match the event body `{}`", body.name()),
+                detail: format!(
+                    "event_type {number} does not match the event body `{}`",
+                    body.name()
+                ),
             },
             Failure::Unmapped => {
                 let m = &self.message;
@@ -252,8 +279,10 @@ impl EsloggerDecoder {
         let Some((time_span, time_offset)) = m.time else {
             return Err(Failure::Missing("time"));
         };
-        let time_ns = parse_rfc3339_nanos(time_span.get(arena))
-            .ok_or(Failure::BadValue { offset: time_offset, detail: "`time` is not an RFC 3339 timestamp" })?;
+        let time_ns = parse_rfc3339_nanos(time_span.get(arena)).ok_or(Failure::BadValue {
+            offset: time_offset,
+            detail: "`time` is not an RFC 3339 timestamp",
+        })?;
         let kind = match m.kind {
             Some(kind) => kind,
             None if m.unmapped_name.is_some() => return Err(Failure::Unmapped),
@@ -277,12 +306,16 @@ impl EsloggerDecoder {
                 // osquery describes an exec by its target, and a fork or exit
                 // by the process that forked or exited.
                 let subject = match kind {
-                    EsEventKind::Exec if !m.other_process.present => return Err(Failure::Missing("event.exec.target")),
+                    EsEventKind::Exec if !m.other_process.present => {
+                        return Err(Failure::Missing("event.exec.target"));
+                    }
                     EsEventKind::Exec => &m.other_process,
                     _ => &m.process,
                 };
                 let child_pid = match kind {
-                    EsEventKind::Fork if !m.other_process.present => return Err(Failure::Missing("event.fork.child")),
+                    EsEventKind::Fork if !m.other_process.present => {
+                        return Err(Failure::Missing("event.fork.child"));
+                    }
                     EsEventKind::Fork => m.other_process.token.pid,
                     _ => None,
                 };
@@ -322,7 +355,11 @@ impl EsloggerDecoder {
                     team_id: Some(text(subject.team_id).unwrap_or_default()),
                     cdhash: Some(osquery_cdhash(text(subject.cdhash).unwrap_or_default())),
                     platform_binary: subject.platform_binary.map(i32::from),
-                    exit_code: if kind == EsEventKind::Exit { m.exit_stat.and_then(|s| i32::try_from(s).ok()) } else { None },
+                    exit_code: if kind == EsEventKind::Exit {
+                        m.exit_stat.and_then(|s| i32::try_from(s).ok())
+                    } else {
+                        None
+                    },
                     child_pid,
                     event_type: kind.name(),
                     codesigning_flags: subject.codesigning_flags,
@@ -349,7 +386,10 @@ impl EsloggerDecoder {
                 // create names its target the way the others name a destination.
                 let (filename, dest_filename) = match (kind, dest) {
                     (EsEventKind::Create, Some(created)) => (created, &b""[..]),
-                    _ => (text(m.primary).ok_or(Failure::Missing(primary_field))?, dest.unwrap_or_default()),
+                    _ => (
+                        text(m.primary).ok_or(Failure::Missing(primary_field))?,
+                        dest.unwrap_or_default(),
+                    ),
                 };
                 let row = EsProcessFileEventRow {
                     version,
@@ -411,7 +451,11 @@ fn join_dir_name(out: &mut Vec<u8>, dir: &[u8], name: &[u8]) {
 }
 
 fn opt_i64(c: &mut JsonCursor<'_>) -> Parse<Option<i64>> {
-    if c.take_null()? { Ok(None) } else { Ok(Some(c.i64()?)) }
+    if c.take_null()? {
+        Ok(None)
+    } else {
+        Ok(Some(c.i64()?))
+    }
 }
 
 /// A string (or null) into the arena.
@@ -421,7 +465,10 @@ fn opt_string(c: &mut JsonCursor<'_>, arena: &mut Vec<u8>) -> Parse<Option<Span>
     }
     let start = arena.len();
     c.string_into(arena)?;
-    Ok(Some(Span { start, end: arena.len() }))
+    Ok(Some(Span {
+        start,
+        end: arena.len(),
+    }))
 }
 
 /// An `es_file_t` (or null): only its `path` is kept.
@@ -466,13 +513,21 @@ fn audit_token(c: &mut JsonCursor<'_>) -> Parse<AuditToken> {
                     5 => &mut t.pid,
                     6 => &mut t.asid,
                     7 => &mut t.pidversion,
-                    _ => return Err(Failure::BadValue { offset, detail: "audit_token array has more than 8 integers" }),
+                    _ => {
+                        return Err(Failure::BadValue {
+                            offset,
+                            detail: "audit_token array has more than 8 integers",
+                        });
+                    }
                 };
                 *slot = value;
                 index += 1;
             }
             if index != 8 {
-                return Err(Failure::BadValue { offset: c.offset(), detail: "audit_token array has fewer than 8 integers" });
+                return Err(Failure::BadValue {
+                    offset: c.offset(),
+                    detail: "audit_token array has fewer than 8 integers",
+                });
             }
         }
         _ => {
@@ -525,13 +580,23 @@ fn process(c: &mut JsonCursor<'_>, p: &mut StagedProcess, arena: &mut Vec<u8>) -
                 p.codesigning_flags = match opt_i64(c)? {
                     None => None,
                     // The C field is a uint32_t; accept it signed too.
-                    Some(v) => Some(u32::try_from(v).or_else(|_| i32::try_from(v).map(|v| v as u32)).map_err(|_| Failure::BadValue {
-                        offset,
-                        detail: "codesigning_flags is not a 32-bit integer",
-                    })?),
+                    Some(v) => Some(
+                        u32::try_from(v)
+                            .or_else(|_| i32::try_from(v).map(|v| v as u32))
+                            .map_err(|_| Failure::BadValue {
+                                offset,
+                                detail: "codesigning_flags is not a 32-bit integer",
+                            })?,
+                    ),
                 }
             }
-            b"is_platform_binary" => p.platform_binary = if c.take_null()? { None } else { Some(c.bool()?) },
+            b"is_platform_binary" => {
+                p.platform_binary = if c.take_null()? {
+                    None
+                } else {
+                    Some(c.bool()?)
+                }
+            }
             b"cdhash" => p.cdhash = opt_string(c, arena)?,
             b"signing_id" => p.signing_id = opt_string(c, arena)?,
             b"team_id" => p.team_id = opt_string(c, arena)?,
@@ -543,7 +608,11 @@ fn process(c: &mut JsonCursor<'_>, p: &mut StagedProcess, arena: &mut Vec<u8>) -
 }
 
 /// An array of strings (argv or env), joined the osquery way into the arena.
-fn joined_strings(c: &mut JsonCursor<'_>, arena: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Parse<Option<(Span, i64)>> {
+fn joined_strings(
+    c: &mut JsonCursor<'_>,
+    arena: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Parse<Option<(Span, i64)>> {
     if c.take_null()? {
         return Ok(None);
     }
@@ -559,7 +628,13 @@ fn joined_strings(c: &mut JsonCursor<'_>, arena: &mut Vec<u8>, scratch: &mut Vec
         push_osquery_arg(arena, count == 0, scratch);
         count += 1;
     }
-    Ok(Some((Span { start, end: arena.len() }, count)))
+    Ok(Some((
+        Span {
+            start,
+            end: arena.len(),
+        },
+        count,
+    )))
 }
 
 /// A create or rename destination: `{"existing_file": file}` or
@@ -594,7 +669,13 @@ fn destination(c: &mut JsonCursor<'_>, m: &mut StagedMessage, arena: &mut Vec<u8
 }
 
 /// The body of one event, whose kind is known from its key.
-fn event_body(c: &mut JsonCursor<'_>, kind: EsEventKind, m: &mut StagedMessage, arena: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Parse<()> {
+fn event_body(
+    c: &mut JsonCursor<'_>,
+    kind: EsEventKind,
+    m: &mut StagedMessage,
+    arena: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Parse<()> {
     if c.take_null()? {
         return Ok(());
     }
@@ -613,9 +694,13 @@ fn event_body(c: &mut JsonCursor<'_>, kind: EsEventKind, m: &mut StagedMessage, 
             | (K::Rename | K::Link | K::Clone | K::CopyFile, b"source")
             | (K::ExchangeData, b"file1") => m.primary = file_path(c, arena)?,
             (K::Create | K::Rename, b"destination") => destination(c, m, arena)?,
-            (K::ExchangeData, b"file2") | (K::CopyFile, b"target_file") => m.dest_file = file_path(c, arena)?,
+            (K::ExchangeData, b"file2") | (K::CopyFile, b"target_file") => {
+                m.dest_file = file_path(c, arena)?
+            }
             (K::Link | K::Clone | K::CopyFile, b"target_dir") => m.dest_dir = file_path(c, arena)?,
-            (K::Link, b"target_filename") | (K::Clone | K::CopyFile, b"target_name") => m.dest_name = opt_string(c, arena)?,
+            (K::Link, b"target_filename") | (K::Clone | K::CopyFile, b"target_name") => {
+                m.dest_name = opt_string(c, arena)?
+            }
             _ => c.skip_value()?,
         }
     }
@@ -623,7 +708,12 @@ fn event_body(c: &mut JsonCursor<'_>, kind: EsEventKind, m: &mut StagedMessage, 
 }
 
 /// The `event` object: exactly one key, the event's short name.
-fn event(c: &mut JsonCursor<'_>, m: &mut StagedMessage, arena: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Parse<()> {
+fn event(
+    c: &mut JsonCursor<'_>,
+    m: &mut StagedMessage,
+    arena: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Parse<()> {
     if c.take_null()? {
         return Ok(());
     }
@@ -643,7 +733,10 @@ fn event(c: &mut JsonCursor<'_>, m: &mut StagedMessage, arena: &mut Vec<u8>, scr
             None => {
                 let start = arena.len();
                 arena.extend_from_slice(key);
-                m.unmapped_name = Some(Span { start, end: arena.len() });
+                m.unmapped_name = Some(Span {
+                    start,
+                    end: arena.len(),
+                });
                 c.skip_value()?;
             }
         }
@@ -652,7 +745,12 @@ fn event(c: &mut JsonCursor<'_>, m: &mut StagedMessage, arena: &mut Vec<u8>, scr
 }
 
 /// One whole message.
-fn parse_message(c: &mut JsonCursor<'_>, m: &mut StagedMessage, arena: &mut Vec<u8>, scratch: &mut Vec<u8>) -> Parse<()> {
+fn parse_message(
+    c: &mut JsonCursor<'_>,
+    m: &mut StagedMessage,
+    arena: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+) -> Parse<()> {
     c.begin_object()?;
     let mut first = true;
     while let Some(key) = c.next_key(&mut first)? {

@@ -1,0 +1,425 @@
+//! The SQL catalog: every sluice table as a DataFusion table over its Parquet
+//! files.
+//!
+//! The persister writes `DATA_DIR/<table>/date=YYYY-MM-DD/hour=HH/<file>.parquet`.
+//! [`open_catalog`] registers one [`ListingTable`] per table of
+//! [`sluice_schemas::TABLES`] over `DATA_DIR/<table>/`, so a query sees every
+//! complete file below that directory:
+//!
+//! - The schema is the table's own ([`TableDef::schema`]), never inferred from
+//!   the files: a table with no files yet still has all its columns, and a
+//!   stray file cannot change what a query sees.
+//! - The `date=`/`hour=` directories are not turned into partition columns, so
+//!   the columns are exactly osquery's plus sluice's. Time-range queries are
+//!   pruned on `time`/`time_ns` through the Parquet statistics instead (row
+//!   group and page index pruning, filter pushdown).
+//! - Only names ending in `.parquet` are read, so the persister's temporary
+//!   `*.tmp` files stay invisible until they are renamed into place.
+//! - A missing table directory, or a missing data dir, is an empty table:
+//!   querying never creates anything on disk.
+//! - Files are listed again for every query (no listing cache), so a
+//!   long-running shell sees files persisted after it started.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::error::DataFusionError;
+use datafusion::execution::cache::cache_manager::CacheManagerConfig;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{SessionConfig, SessionContext};
+use sluice_schemas::TableDef;
+
+/// The extension of the files the catalog reads.
+pub const PARQUET_EXTENSION: &str = ".parquet";
+
+/// Why the catalog could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// The data dir exists but is a file (or something else) rather than a
+    /// directory.
+    #[error("data dir {} is not a directory", path.display())]
+    NotADirectory {
+        /// The data dir.
+        path: PathBuf,
+    },
+    /// The data dir could not be inspected or made absolute.
+    #[error("cannot read data dir {}: {source}", path.display())]
+    Inspect {
+        /// The data dir.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The data dir's path is not valid UTF-8, which DataFusion's file URLs
+    /// need.
+    #[error("data dir {} is not valid UTF-8; choose a UTF-8 path with --data-dir", path.display())]
+    NonUtf8Path {
+        /// The data dir.
+        path: PathBuf,
+    },
+    /// DataFusion's runtime (caches, object stores) could not be built.
+    #[error("cannot set up the query runtime: {0}")]
+    Runtime(#[source] DataFusionError),
+    /// A table could not be registered.
+    #[error("cannot register table {table} over {url}: {source}")]
+    Register {
+        /// The table.
+        table: &'static str,
+        /// The directory the table reads, as a URL.
+        url: String,
+        /// What DataFusion said.
+        source: DataFusionError,
+    },
+}
+
+/// Builds a [`SessionContext`] that serves every sluice table from
+/// `data_dir`. See the module docs for what the tables read.
+///
+/// Nothing is created on disk; a missing `data_dir` only logs a warning (a
+/// mistyped `--data-dir` would otherwise look like an empty history).
+pub fn open_catalog(data_dir: &Path) -> Result<SessionContext, CatalogError> {
+    match std::fs::metadata(data_dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return Err(CatalogError::NotADirectory {
+                path: data_dir.to_path_buf(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!(data_dir = %data_dir.display(), "data dir does not exist; every table is empty");
+        }
+        Err(source) => {
+            return Err(CatalogError::Inspect {
+                path: data_dir.to_path_buf(),
+                source,
+            });
+        }
+    }
+
+    // Without this, DataFusion caches each table's file list forever and a
+    // shell would never see files persisted after its first query.
+    let runtime = RuntimeEnvBuilder::new()
+        .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
+        .build_arc()
+        .map_err(CatalogError::Runtime)?;
+    let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+
+    // ParquetFormat carries its own copy of the Parquet read options; take the
+    // session's so that the pushdown settings below reach the scans.
+    let state = ctx.state();
+    let parquet_options = state.default_table_options().parquet;
+    let statistics_cache = state.runtime_env().cache_manager.get_file_statistic_cache();
+
+    let data_url = directory_url(data_dir)?;
+    for def in sluice_schemas::TABLES {
+        let url = format!("{data_url}{}/", def.name);
+        let register = |url: &str| -> Result<(), DataFusionError> {
+            let format = ParquetFormat::default().with_options(parquet_options.clone());
+            let options =
+                ListingOptions::new(Arc::new(format)).with_file_extension(PARQUET_EXTENSION);
+            let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
+                .with_listing_options(options)
+                .with_schema(def.schema());
+            let table = ListingTable::try_new(config)?.with_cache(statistics_cache.clone());
+            ctx.register_table(def.name, Arc::new(table))?;
+            Ok(())
+        };
+        register(&url).map_err(|source| CatalogError::Register {
+            table: def.name,
+            url,
+            source,
+        })?;
+    }
+    Ok(ctx)
+}
+
+/// The CREATE TABLE statement osquery's shell prints for `.schema`, e.g.
+/// ``CREATE TABLE t(`a` INTEGER, `eid` TEXT HIDDEN);``.
+pub fn create_table_statement(def: &TableDef) -> String {
+    let columns: Vec<String> = def
+        .columns
+        .iter()
+        .map(|c| {
+            let hidden = if c.origin == sluice_schemas::ColumnOrigin::OsqueryHidden {
+                " HIDDEN"
+            } else {
+                ""
+            };
+            format!("`{}` {}{hidden}", c.name, c.sql_type.name())
+        })
+        .collect();
+    format!("CREATE TABLE {}({});", def.name, columns.join(", "))
+}
+
+/// Session settings for read-mostly, time-ranged queries over Parquet.
+fn session_config() -> SessionConfig {
+    let mut config = SessionConfig::new().with_information_schema(true);
+    let options = config.options_mut();
+    // The persister writes page statistics and sorts rows by time, so
+    // evaluating filters while decoding (and cheapest filter first) skips most
+    // pages of a narrow time range instead of decoding them and filtering later.
+    options.execution.parquet.pushdown_filters = true;
+    options.execution.parquet.reorder_filters = true;
+    options.execution.parquet.enable_page_index = true;
+    options.execution.parquet.pruning = true;
+    options.execution.collect_statistics = true;
+    // Files live two directories below the table (date=/hour=); do not rely on
+    // DataFusion's special case for `key=value` directory names.
+    options.execution.listing_table_ignore_subdirectory = false;
+    config
+}
+
+/// `dir` as a `file://` directory URL, percent-encoded by hand.
+///
+/// `ListingTableUrl::parse` on a bare path would read `?`, `*` and `[` as a
+/// glob and could not tell a missing directory from a file; a URL ending in
+/// `/` is always a directory.
+fn directory_url(dir: &Path) -> Result<String, CatalogError> {
+    let absolute = std::path::absolute(dir).map_err(|source| CatalogError::Inspect {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let text = absolute.to_str().ok_or_else(|| CatalogError::NonUtf8Path {
+        path: dir.to_path_buf(),
+    })?;
+    let mut url = String::with_capacity(text.len() + 8);
+    url.push_str("file://");
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-._~".contains(&byte) {
+            url.push(char::from(byte));
+        } else {
+            url.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use arrow::array::Array;
+    use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampNanosecondArray};
+
+    /// Writes `rows` (pid, path, time) as a Parquet file of `es_process_events`
+    /// at `dir/es_process_events/<relative>`, every other column NULL.
+    pub(crate) fn write_process_events(dir: &Path, relative: &str, rows: &[(i64, &str, i64)]) {
+        let def = sluice_schemas::table("es_process_events").expect("table");
+        let schema = def.schema();
+        let n = rows.len();
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| -> ArrayRef {
+                match f.name().as_str() {
+                    "pid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                    "path" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+                    "time" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                    "time_ns" => Arc::new(
+                        TimestampNanosecondArray::from_iter_values(
+                            rows.iter().map(|r| r.2 * 1_000_000_000),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    _ => arrow::array::new_null_array(f.data_type(), n),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
+        let path = dir.join("es_process_events").join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let file = std::fs::File::create(&path).expect("create");
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+    }
+
+    async fn count(ctx: &SessionContext, sql: &str) -> i64 {
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let column = batches[0].column(0);
+        assert_eq!(column.len(), 1);
+        column
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("count is Int64")
+            .value(0)
+    }
+
+    #[tokio::test]
+    async fn every_table_has_exactly_its_schema_and_is_empty_without_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = open_catalog(dir.path()).expect("catalog");
+        for def in sluice_schemas::TABLES {
+            let df = ctx.table(def.name).await.expect("table registered");
+            assert_eq!(
+                df.schema().as_arrow(),
+                def.schema().as_ref(),
+                "{}",
+                def.name
+            );
+            assert_eq!(
+                count(&ctx, &format!("SELECT count(*) FROM {}", def.name)).await,
+                0
+            );
+        }
+        // Querying did not create table directories.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("read_dir").count(), 0);
+    }
+
+    #[tokio::test]
+    async fn missing_data_dir_is_empty_and_stays_missing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("not here");
+        let ctx = open_catalog(&missing).expect("catalog");
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM es_process_events").await,
+            0
+        );
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn data_dir_that_is_a_file_is_an_error() {
+        let file = tempfile::NamedTempFile::new().expect("tempfile");
+        let Err(err) = open_catalog(file.path()) else {
+            panic!("a file is not a data dir")
+        };
+        assert!(matches!(err, CatalogError::NotADirectory { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn reads_nested_files_ignores_tmp_and_prunes_on_time() {
+        // Spaces and glob characters in the path must not confuse the URL.
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("a [b] c?");
+        write_process_events(
+            &dir,
+            "date=2024-01-01/hour=00/a.parquet",
+            &[(1, "/bin/ls", 100), (2, "/bin/cat", 200)],
+        );
+        write_process_events(
+            &dir,
+            "date=2024-01-01/hour=01/b.parquet",
+            &[(3, "/bin/sh", 3700)],
+        );
+        write_process_events(
+            &dir,
+            "date=2024-01-01/hour=02/c.parquet.tmp",
+            &[(4, "/bin/zsh", 7300)],
+        );
+        let ctx = open_catalog(&dir).expect("catalog");
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM es_process_events").await,
+            3
+        );
+        assert_eq!(
+            count(
+                &ctx,
+                "SELECT count(*) FROM es_process_events \
+                 WHERE time_ns >= TIMESTAMP '1970-01-01T00:02:30Z' AND path LIKE '/bin/%'"
+            )
+            .await,
+            2
+        );
+        assert_eq!(
+            count(
+                &ctx,
+                "SELECT count(*) FROM es_process_events WHERE time > 3600"
+            )
+            .await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn sees_files_written_after_the_first_query() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = open_catalog(dir.path()).expect("catalog");
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM es_process_events").await,
+            0
+        );
+        write_process_events(
+            dir.path(),
+            "date=2024-01-01/hour=00/a.parquet",
+            &[(1, "/bin/ls", 1)],
+        );
+        assert_eq!(
+            count(&ctx, "SELECT count(*) FROM es_process_events").await,
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn information_schema_lists_the_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = open_catalog(dir.path()).expect("catalog");
+        let n = count(
+            &ctx,
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+        .await;
+        assert_eq!(n, sluice_schemas::TABLES.len() as i64);
+    }
+
+    #[tokio::test]
+    async fn time_filters_are_pushed_into_the_parquet_scan() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_process_events(
+            dir.path(),
+            "date=2024-01-01/hour=00/a.parquet",
+            &[(1, "/bin/ls", 100)],
+        );
+        let ctx = open_catalog(dir.path()).expect("catalog");
+        let sql = "EXPLAIN SELECT pid FROM es_process_events WHERE time_ns > TIMESTAMP '1970-01-01T00:02:30Z'";
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run");
+        let plan = arrow::util::pretty::pretty_format_batches(&batches)
+            .expect("format")
+            .to_string();
+        // Row groups and pages are pruned on statistics, and the filter is
+        // evaluated while decoding rather than by a FilterExec afterwards.
+        assert!(plan.contains("pruning_predicate="), "{plan}");
+        assert!(!plan.contains("FilterExec"), "{plan}");
+    }
+
+    #[test]
+    fn create_table_statement_is_osquery_style() {
+        let def = sluice_schemas::table("es_process_file_events").expect("table");
+        let sql = create_table_statement(def);
+        assert!(
+            sql.starts_with(
+                "CREATE TABLE es_process_file_events(`version` INTEGER, `seq_num` BIGINT,"
+            ),
+            "{sql}"
+        );
+        assert!(
+            sql.contains("`eid` TEXT HIDDEN, `time_ns` TIMESTAMP"),
+            "{sql}"
+        );
+        assert!(sql.ends_with("`dest_filename_bytes` BLOB);"), "{sql}");
+    }
+
+    #[test]
+    fn directory_url_escapes_and_ends_in_slash() {
+        let url = directory_url(Path::new("/tmp/a b/[x]")).expect("url");
+        assert_eq!(url, "file:///tmp/a%20b/%5Bx%5D/");
+    }
+}

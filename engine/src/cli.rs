@@ -1,0 +1,169 @@
+//! The `sluice` command line: what each subcommand takes.
+//!
+//! ```text
+//! sluice [--log-format text|json] ingest [--data-dir DIR] [--format eslogger] FILE|-
+//! sluice [--log-format text|json] query  [--data-dir DIR] [--format table|json|csv|line] SQL
+//! sluice [--log-format text|json] shell  [--data-dir DIR]
+//! ```
+//!
+//! Every subcommand that touches tables takes `--data-dir`; without it the
+//! directory comes from [`crate::data_dir::default_data_dir`].
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::ingest_cmd::IngestArgs;
+use crate::logging::LogFormat;
+use crate::output::OutputFormat;
+
+/// sluice: macOS security events to Arrow, Parquet and osquery-compatible SQL.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, propagate_version = true)]
+pub struct Cli {
+    /// How diagnostics on standard error are written; the level comes from
+    /// RUST_LOG (default: warn).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Replay recorded events (a file or standard input) into the data dir.
+    Ingest {
+        /// Where the tables are kept.
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        /// What to replay.
+        #[command(flatten)]
+        args: IngestArgs,
+    },
+    /// Run SQL once and print the result.
+    Query(QueryArgs),
+    /// Query interactively, like osqueryi (reads statements from standard input
+    /// when it is not a terminal).
+    Shell(ShellArgs),
+}
+
+/// The `--data-dir` flag shared by the subcommands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DataDirArg {
+    /// The data directory [default: $SLUICE_DATA_DIR, else
+    /// ~/Library/Application Support/sluice on macOS, else
+    /// $XDG_DATA_HOME/sluice or ~/.local/share/sluice].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataDirArg {
+    /// The directory to use: the flag's, or the default.
+    pub fn resolve(&self) -> PathBuf {
+        crate::data_dir::data_dir_or_default(self.data_dir.as_deref())
+    }
+
+    /// The flag's value, if given.
+    pub fn flag(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+}
+
+/// Arguments of `sluice query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Where the tables are kept.
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+    /// How to print the rows.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    /// The SQL to run (read-only; several statements may be separated by ';').
+    pub sql: String,
+}
+
+/// Arguments of `sluice shell`.
+#[derive(Debug, Args)]
+pub struct ShellArgs {
+    /// Where the tables are kept.
+    #[command(flatten)]
+    pub data_dir: DataDirArg,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn query_takes_format_data_dir_and_sql() {
+        let cli = Cli::try_parse_from([
+            "sluice",
+            "--log-format",
+            "json",
+            "query",
+            "--data-dir",
+            "/d",
+            "--format",
+            "csv",
+            "SELECT 1",
+        ])
+        .expect("parse");
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Query(args) = cli.command else {
+            panic!("not query: {cli:?}")
+        };
+        assert_eq!(args.format, OutputFormat::Csv);
+        assert_eq!(args.data_dir.flag(), Some(Path::new("/d")));
+        assert_eq!(args.data_dir.resolve(), PathBuf::from("/d"));
+        assert_eq!(args.sql, "SELECT 1");
+    }
+
+    #[test]
+    fn defaults_and_global_flag_after_the_subcommand() {
+        let cli = Cli::try_parse_from(["sluice", "shell", "--log-format", "json"]).expect("parse");
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert!(matches!(
+            cli.command,
+            Command::Shell(ShellArgs {
+                data_dir: DataDirArg { data_dir: None }
+            })
+        ));
+        let cli = Cli::try_parse_from(["sluice", "query", "SELECT 1"]).expect("parse");
+        let Command::Query(args) = cli.command else {
+            panic!("not query")
+        };
+        assert_eq!(args.format, OutputFormat::Table);
+    }
+
+    #[test]
+    fn ingest_flattens_its_args_and_takes_data_dir() {
+        let cli =
+            Cli::try_parse_from(["sluice", "ingest", "--data-dir", "/d", "-"]).expect("parse");
+        let Command::Ingest { data_dir, args } = cli.command else {
+            panic!("not ingest")
+        };
+        assert_eq!(data_dir.flag(), Some(Path::new("/d")));
+        assert_eq!(args.input, PathBuf::from("-"));
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error_not_a_panic() {
+        for argv in [
+            &["sluice"][..],
+            &["sluice", "query"],
+            &["sluice", "query", "--format", "xml", "SELECT 1"],
+            &["sluice", "frobnicate"],
+        ] {
+            assert!(Cli::try_parse_from(argv).is_err(), "{argv:?}");
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! Running SQL read-only: `sluice query` and the shell's statements.
+//!
+//! sluice's tables are history written by the pipeline; SQL only reads them.
+//! Every statement is planned, then checked against [`read_only`] (the same
+//! check `SessionContext::sql_with_options` makes) before anything runs, so
+//! `CREATE`, `INSERT`, `COPY … TO`, `SET` and their kin are refused without a
+//! side effect. The check is made here rather than inside `sql_with_options`
+//! so that a refusal, an unknown table and a plain SQL mistake each get their
+//! own message.
+//!
+//! A string may hold several statements separated by `;`; they are planned one
+//! after the other and run in order.
+
+use std::io::Write;
+use std::path::Path;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::SQLOptions;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParserBuilder, Statement};
+
+use crate::catalog::{self, CatalogError};
+use crate::output::{self, OutputError, OutputFormat};
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The catalog could not be opened.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The SQL text has no statement in it.
+    #[error("no SQL statement given")]
+    Empty,
+    /// The SQL text does not parse.
+    #[error("cannot parse SQL: {0}")]
+    Parse(#[source] DataFusionError),
+    /// The statement would change something; sluice's SQL only reads.
+    #[error("refused: sluice's SQL is read-only (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): {0}")]
+    ReadOnly(#[source] DataFusionError),
+    /// The statement names a table sluice does not serve.
+    #[error("unknown table '{table}'; the tables are: {}", available.join(", "))]
+    UnknownTable {
+        /// The table as written in the statement.
+        table: String,
+        /// The tables sluice serves.
+        available: Vec<&'static str>,
+    },
+    /// The statement could not be planned (an unknown column, a type error…).
+    #[error("cannot plan query: {0}")]
+    Plan(#[source] DataFusionError),
+    /// The statement failed while running (an unreadable file…).
+    #[error("query failed: {0}")]
+    Execute(#[source] DataFusionError),
+    /// The results could not be printed.
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// The options every sluice statement is checked against: no DDL, no DML, no
+/// session statements.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// Parses `sql` into statements and plans each one, refusing any that would
+/// write.
+pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Vec<LogicalPlan>, QueryError> {
+    let statements = DFParserBuilder::new(sql)
+        .build()
+        .and_then(|mut parser| parser.parse_statements())
+        .map_err(QueryError::Parse)?;
+    if statements.is_empty() {
+        return Err(QueryError::Empty);
+    }
+    let state = ctx.state();
+    let options = read_only();
+    let mut plans = Vec::with_capacity(statements.len());
+    for statement in statements {
+        let plan = match state.statement_to_plan(statement.clone()).await {
+            Ok(plan) => plan,
+            Err(err) => return Err(explain_plan_error(ctx, &statement, err)),
+        };
+        options.verify_plan(&plan).map_err(QueryError::ReadOnly)?;
+        plans.push(plan);
+    }
+    Ok(plans)
+}
+
+/// Plans and runs every statement of `sql`, writing each result to `out`.
+pub async fn run(
+    ctx: &SessionContext,
+    sql: &str,
+    format: OutputFormat,
+    out: &mut dyn Write,
+) -> Result<(), QueryError> {
+    for plan in plan(ctx, sql).await? {
+        let df = ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(QueryError::Execute)?;
+        let schema = df.schema().inner().clone();
+        // Collected rather than streamed: streaming needs `futures`, which is
+        // not among the workspace's dependencies yet.
+        let batches = df.collect().await.map_err(QueryError::Execute)?;
+        output::write_batches(format, &schema, &batches, out)?;
+    }
+    Ok(())
+}
+
+/// `sluice query`: opens the catalog over `data_dir` and runs `sql`, printing
+/// to standard output. A reader that stops reading early (`| head`) is not an
+/// error.
+pub async fn run_command(
+    data_dir: &Path,
+    sql: &str,
+    format: OutputFormat,
+) -> Result<(), QueryError> {
+    let ctx = catalog::open_catalog(data_dir)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    match run(&ctx, sql, format, &mut out).await {
+        Err(QueryError::Output(e)) if e.is_broken_pipe() => Ok(()),
+        other => other,
+    }
+}
+
+/// Turns a planning error into [`QueryError::UnknownTable`] when the statement
+/// names a table that does not exist, which DataFusion reports with its
+/// internal `datafusion.public.` name and without saying what does exist.
+fn explain_plan_error(
+    ctx: &SessionContext,
+    statement: &Statement,
+    err: DataFusionError,
+) -> QueryError {
+    let state = ctx.state();
+    let references = state
+        .resolve_table_references(statement)
+        .unwrap_or_default();
+    let unknown = references.into_iter().find(|reference| {
+        // Table functions (`range(10)`) look like tables to the resolver.
+        let is_function =
+            reference.schema().is_none() && state.table_functions().contains_key(reference.table());
+        !is_function && matches!(ctx.table_exist(reference.clone()), Ok(false))
+    });
+    match unknown {
+        Some(reference) => QueryError::UnknownTable {
+            table: reference.to_string(),
+            available: sluice_schemas::TABLES.iter().map(|t| t.name).collect(),
+        },
+        None => QueryError::Plan(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::tests::write_process_events;
+
+    async fn run_to_string(
+        ctx: &SessionContext,
+        sql: &str,
+        format: OutputFormat,
+    ) -> Result<String, QueryError> {
+        let mut out = Vec::new();
+        run(ctx, sql, format, &mut out).await?;
+        Ok(String::from_utf8(out).expect("utf8"))
+    }
+
+    fn empty_catalog() -> (tempfile::TempDir, SessionContext) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ctx = catalog::open_catalog(dir.path()).expect("catalog");
+        (dir, ctx)
+    }
+
+    #[tokio::test]
+    async fn create_table_is_refused() {
+        let (dir, ctx) = empty_catalog();
+        for sql in [
+            "CREATE TABLE t (a INT)",
+            "CREATE TABLE t AS SELECT 1",
+            "CREATE VIEW v AS SELECT 1",
+        ] {
+            let err = run_to_string(&ctx, sql, OutputFormat::Csv)
+                .await
+                .expect_err(sql);
+            assert!(matches!(err, QueryError::ReadOnly(_)), "{sql}: {err}");
+            assert!(err.to_string().contains("read-only"), "{err}");
+        }
+        assert!(!ctx.table_exist("t").expect("lookup"));
+        drop(dir);
+    }
+
+    #[tokio::test]
+    async fn insert_is_refused() {
+        let (_dir, ctx) = empty_catalog();
+        let sql = "INSERT INTO es_process_events SELECT * FROM es_process_events";
+        let err = run_to_string(&ctx, sql, OutputFormat::Csv)
+            .await
+            .expect_err("insert");
+        assert!(matches!(err, QueryError::ReadOnly(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn copy_to_is_refused_and_writes_nothing() {
+        let (dir, ctx) = empty_catalog();
+        let target = dir.path().join("out.csv");
+        let sql = format!("COPY (SELECT 1) TO '{}' STORED AS CSV", target.display());
+        let err = run_to_string(&ctx, &sql, OutputFormat::Csv)
+            .await
+            .expect_err("copy");
+        assert!(matches!(err, QueryError::ReadOnly(_)), "{err}");
+        assert!(!target.exists());
+    }
+
+    #[tokio::test]
+    async fn set_and_create_external_table_are_refused() {
+        let (dir, ctx) = empty_catalog();
+        let external = format!(
+            "CREATE EXTERNAL TABLE x STORED AS PARQUET LOCATION '{}/'",
+            dir.path().display()
+        );
+        for sql in ["SET datafusion.execution.batch_size = 1", external.as_str()] {
+            let err = run_to_string(&ctx, sql, OutputFormat::Csv)
+                .await
+                .expect_err(sql);
+            assert!(matches!(err, QueryError::ReadOnly(_)), "{sql}: {err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn nothing_runs_when_any_statement_is_refused() {
+        let (_dir, ctx) = empty_catalog();
+        let mut out = Vec::new();
+        let err = run(
+            &ctx,
+            "SELECT 1; CREATE TABLE t (a INT);",
+            OutputFormat::Csv,
+            &mut out,
+        )
+        .await
+        .expect_err("refused");
+        assert!(matches!(err, QueryError::ReadOnly(_)), "{err}");
+        assert!(out.is_empty(), "nothing ran");
+    }
+
+    #[tokio::test]
+    async fn unknown_table_lists_the_tables() {
+        let (_dir, ctx) = empty_catalog();
+        let err = run_to_string(&ctx, "SELECT * FROM processes", OutputFormat::Csv)
+            .await
+            .expect_err("unknown");
+        let message = err.to_string();
+        assert!(matches!(err, QueryError::UnknownTable { .. }), "{message}");
+        assert!(message.contains("'processes'"), "{message}");
+        assert!(
+            message.contains("es_process_events, es_process_file_events"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn other_planning_errors_are_not_blamed_on_tables() {
+        let (_dir, ctx) = empty_catalog();
+        let err = run_to_string(
+            &ctx,
+            "SELECT nope FROM es_process_events",
+            OutputFormat::Csv,
+        )
+        .await
+        .expect_err("bad column");
+        assert!(matches!(err, QueryError::Plan(_)), "{err}");
+        let err = run_to_string(&ctx, "SELECT nope FROM range(3)", OutputFormat::Csv)
+            .await
+            .expect_err("bad column");
+        assert!(matches!(err, QueryError::Plan(_)), "{err}");
+        let err = run_to_string(&ctx, "SELEC 1", OutputFormat::Csv)
+            .await
+            .expect_err("typo");
+        assert!(matches!(err, QueryError::Parse(_)), "{err}");
+        let err = run_to_string(&ctx, "  ;", OutputFormat::Csv)
+            .await
+            .expect_err("empty");
+        assert!(matches!(err, QueryError::Empty), "{err}");
+    }
+
+    #[tokio::test]
+    async fn reads_rows_and_runs_several_statements() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_process_events(
+            dir.path(),
+            "date=2024-01-01/hour=00/x.parquet",
+            &[(7, "/bin/ls", 1), (8, "/bin/sh", 2)],
+        );
+        let ctx = catalog::open_catalog(dir.path()).expect("catalog");
+        let out = run_to_string(
+            &ctx,
+            "SELECT pid, path FROM es_process_events ORDER BY pid; SELECT count(*) AS n FROM es_process_events;",
+            OutputFormat::Csv,
+        )
+        .await
+        .expect("run");
+        assert_eq!(out, "pid,path\n7,/bin/ls\n8,/bin/sh\nn\n2\n");
+    }
+
+    #[tokio::test]
+    async fn explain_describe_and_show_are_allowed() {
+        let (_dir, ctx) = empty_catalog();
+        for sql in [
+            "EXPLAIN SELECT * FROM es_process_events",
+            "DESCRIBE es_process_events",
+            "SHOW TABLES",
+            "SHOW COLUMNS FROM es_process_events",
+        ] {
+            run_to_string(&ctx, sql, OutputFormat::Csv)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        }
+    }
+}

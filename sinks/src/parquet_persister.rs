@@ -1,0 +1,460 @@
+//! Turning one table's `RecordBatch` into Parquet files in the data-dir layout.
+//!
+//! A batch is split by the UTC hour of its `time` column (see [`crate::layout`]),
+//! each part is sorted by `time` (then `time_ns`), and each part becomes one
+//! new, immutable Parquet file, published atomically: written under a hidden temporary name, fsynced, then
+//! renamed to its `.parquet` name.
+//! Files are never appended to or rewritten here; merging small files is
+//! compaction's job.
+//!
+//! The file format is chosen for the scans the engine runs: zstd for size,
+//! dictionary encoding for the many repeated paths and user names, and
+//! page-level statistics with the page index so a `time` predicate skips row
+//! groups and pages, not just files.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
+use arrow::datatypes::{DataType, Schema};
+use arrow::error::ArrowError;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+
+use crate::layout::{PartitionKey, partition_dir};
+use crate::publish::{
+    TempFileGuard, create_private_dir_all, create_private_file, unique_file_stem,
+};
+
+/// Name of the column rows are partitioned and sorted by: Int64 unix seconds, UTC.
+pub const TIME_COLUMN: &str = "time";
+/// Name of the optional column that breaks ties within a second.
+pub const TIME_NS_COLUMN: &str = "time_ns";
+
+/// Why a batch could not be persisted. Each variant names the table or path.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    /// The batch has no `time` column, so its rows have no partition.
+    #[error(
+        "table {table:?}: batch has no `time` column (Int64 unix seconds), so its rows cannot be partitioned"
+    )]
+    MissingTimeColumn {
+        /// The table the batch was for.
+        table: String,
+    },
+
+    /// The batch's `time` column is not Int64 unix seconds.
+    #[error("table {table:?}: `time` column is {data_type}, expected Int64 unix seconds")]
+    TimeColumnType {
+        /// The table the batch was for.
+        table: String,
+        /// The type the column has.
+        data_type: DataType,
+    },
+
+    /// The table name cannot be used as one directory name under the data dir.
+    #[error("table name {table:?} is not usable as a directory name: {reason}")]
+    InvalidTableName {
+        /// The rejected name.
+        table: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The [`PersistOptions`] cannot produce a valid Parquet writer.
+    #[error("invalid persist options: {reason}")]
+    InvalidOptions {
+        /// What is wrong with them.
+        reason: String,
+    },
+
+    /// The batch has more rows than the sort can index (u32).
+    #[error(
+        "table {table:?}: batch of {rows} rows is too large to sort (at most {} rows)",
+        u32::MAX
+    )]
+    BatchTooLarge {
+        /// The table the batch was for.
+        table: String,
+        /// Rows in the batch.
+        rows: usize,
+    },
+
+    /// Sorting or splitting the batch failed.
+    #[error("table {table:?}: sorting or splitting the batch failed: {source}")]
+    Arrow {
+        /// The table the batch was for.
+        table: String,
+        /// The Arrow error.
+        #[source]
+        source: ArrowError,
+    },
+
+    /// A file system operation failed.
+    #[error("{op} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. "renaming into place".
+        op: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Encoding the Parquet file failed.
+    #[error("writing Parquet file {}: {source}", path.display())]
+    Parquet {
+        /// The (temporary) file being written.
+        path: PathBuf,
+        /// The Parquet error.
+        #[source]
+        source: ParquetError,
+    },
+}
+
+/// How Parquet files are written. `Default` gives the settings sluice ships with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistOptions {
+    /// zstd compression level, 1..=22. The default, 3, is zstd's own default:
+    /// most of the size win of higher levels at a fraction of their CPU, which
+    /// matters on an endpoint that is also producing the events.
+    pub zstd_level: i32,
+    /// Most rows in one row group. Row groups are the unit of parallel scan
+    /// and of statistics-based skipping; the default, 128 Ki rows, keeps them
+    /// a few MiB for typical event rows, large enough to compress well and
+    /// small enough that a `time` range skips most of a big file. Must not be 0.
+    pub max_row_group_rows: usize,
+    /// Dictionary-encode columns. On by default: paths, user names and
+    /// event types repeat heavily, and dictionaries make them both smaller
+    /// and faster to filter.
+    pub dictionary: bool,
+    /// Write min/max statistics per page and the page index (column index and
+    /// offset index), so readers can skip pages inside a row group. On by
+    /// default; when off, statistics are kept per column chunk only.
+    pub page_statistics: bool,
+}
+
+impl PersistOptions {
+    /// Default zstd level.
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+    /// Default most rows per row group.
+    pub const DEFAULT_MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
+}
+
+impl Default for PersistOptions {
+    fn default() -> Self {
+        PersistOptions {
+            zstd_level: Self::DEFAULT_ZSTD_LEVEL,
+            max_row_group_rows: Self::DEFAULT_MAX_ROW_GROUP_ROWS,
+            dictionary: true,
+            page_statistics: true,
+        }
+    }
+}
+
+/// Writes batches of any table as Parquet files under one data dir.
+///
+/// It holds no open files and no buffered rows, so it is cheap to share
+/// (`&self` everywhere; it is `Send + Sync`), and several persisters, even in
+/// several processes, may write to the same data dir: file names never collide.
+///
+/// ```no_run
+/// # fn demo(batch: &arrow::array::RecordBatch) -> Result<(), sluice_sinks::PersistError> {
+/// let persister = sluice_sinks::ParquetPersister::new("/var/db/sluice");
+/// for path in persister.persist("es_process_events", batch)? {
+///     println!("published {}", path.display());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ParquetPersister {
+    data_dir: PathBuf,
+    options: PersistOptions,
+}
+
+impl ParquetPersister {
+    /// A persister writing under `data_dir` with [`PersistOptions::default`].
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self::with_options(data_dir, PersistOptions::default())
+    }
+
+    /// A persister writing under `data_dir` with the given options.
+    ///
+    /// Options are checked when a batch is persisted, so a bad setting is
+    /// reported as [`PersistError::InvalidOptions`] rather than a panic.
+    pub fn with_options(data_dir: impl Into<PathBuf>, options: PersistOptions) -> Self {
+        ParquetPersister {
+            data_dir: data_dir.into(),
+            options,
+        }
+    }
+
+    /// The root of the layout, `DATA_DIR`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// The options files are written with.
+    pub fn options(&self) -> &PersistOptions {
+        &self.options
+    }
+
+    /// Writes one batch of `table` and returns the paths of the files published.
+    ///
+    /// Rows are split by the UTC date and hour of `time` into
+    /// `DATA_DIR/<table>/date=YYYY-MM-DD/hour=HH/`, one new file per hour
+    /// touched, sorted by `time` then `time_ns` (when present), keeping the
+    /// batch's order among equal times. Rows with a NULL `time` go to
+    /// `date=1970-01-01/hour=00` (see [`PartitionKey::EPOCH`]); negative and
+    /// out-of-range times are filed as [`PartitionKey::from_unix_seconds`]
+    /// says. Paths are returned oldest partition first. An empty batch writes
+    /// nothing and returns an empty list.
+    ///
+    /// Each file is atomic: it is either absent or whole. The set is not: if
+    /// the second of two partitions fails, the first stays published and the
+    /// error does not list it.
+    pub fn persist(&self, table: &str, batch: &RecordBatch) -> Result<Vec<PathBuf>, PersistError> {
+        validate_table_name(table)?;
+        let time = time_column(table, batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(Vec::new());
+        }
+        let properties = self.writer_properties(&batch.schema())?;
+        let parts = split_by_hour(table, batch, time)?;
+
+        let mut published = Vec::with_capacity(parts.len());
+        for (key, part) in parts {
+            let dir = partition_dir(&self.data_dir, table, key);
+            let path = self.write_file(&dir, &part, properties.clone())?;
+            tracing::debug!(
+                table,
+                partition = %key,
+                rows = part.num_rows(),
+                path = %path.display(),
+                "published parquet file"
+            );
+            published.push(path);
+        }
+        Ok(published)
+    }
+
+    /// The Parquet writer settings for a batch with `schema`.
+    fn writer_properties(&self, schema: &Schema) -> Result<WriterProperties, PersistError> {
+        let options = &self.options;
+        let level =
+            ZstdLevel::try_new(options.zstd_level).map_err(|err| PersistError::InvalidOptions {
+                reason: format!("zstd_level {}: {err}", options.zstd_level),
+            })?;
+        if options.max_row_group_rows == 0 {
+            return Err(PersistError::InvalidOptions {
+                reason: "max_row_group_rows must be at least 1".to_string(),
+            });
+        }
+        let statistics = if options.page_statistics {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::Chunk
+        };
+        Ok(WriterProperties::builder()
+            .set_compression(Compression::ZSTD(level))
+            .set_dictionary_enabled(options.dictionary)
+            .set_statistics_enabled(statistics)
+            .set_max_row_group_row_count(Some(options.max_row_group_rows))
+            .set_sorting_columns(sorting_columns(schema))
+            .build())
+    }
+
+    /// Writes `batch` as a new file in `dir` and publishes it atomically.
+    fn write_file(
+        &self,
+        dir: &Path,
+        batch: &RecordBatch,
+        properties: WriterProperties,
+    ) -> Result<PathBuf, PersistError> {
+        create_private_dir_all(&self.data_dir, dir).map_err(io_error("creating directory", dir))?;
+
+        let final_name = format!("{}.parquet", unique_file_stem());
+        let final_path = dir.join(&final_name);
+        let temp_path = dir.join(crate::publish::temp_name(&final_name));
+        let file = create_private_file(&temp_path)
+            .map_err(io_error("creating temporary file", &temp_path))?;
+        // From here on, any early return removes the temporary file.
+        let temp = TempFileGuard::new(temp_path);
+        let parquet_error = |source| PersistError::Parquet {
+            path: temp.path().to_path_buf(),
+            source,
+        };
+
+        let mut writer =
+            ArrowWriter::try_new(file, batch.schema(), Some(properties)).map_err(parquet_error)?;
+        writer.write(batch).map_err(parquet_error)?;
+        // `into_inner` writes the footer and flushes the writer's buffer.
+        let file = writer.into_inner().map_err(parquet_error)?;
+        file.sync_all()
+            .map_err(io_error("fsyncing temporary file", temp.path()))?;
+        drop(file);
+
+        temp.publish(&final_path).map_err(io_error(
+            "publishing (rename + directory fsync)",
+            &final_path,
+        ))?;
+        Ok(final_path)
+    }
+}
+
+/// A closure mapping an `io::Error` to [`PersistError::Io`] for `op` on `path`.
+fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> PersistError + 'a {
+    move |source| PersistError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Rejects table names that are not one plain directory name, so that a
+/// table can never write outside its own directory under the data dir.
+fn validate_table_name(table: &str) -> Result<(), PersistError> {
+    let reason = if table.is_empty() {
+        Some("it is empty")
+    } else if table.starts_with('.') {
+        Some("it starts with '.' (hidden names are reserved for temporary files)")
+    } else if table.contains(['/', '\\', '\0']) {
+        Some("it contains a path separator or NUL")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(PersistError::InvalidTableName {
+            table: table.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The batch's `time` column, which must exist and be Int64.
+fn time_column<'a>(table: &str, batch: &'a RecordBatch) -> Result<&'a Int64Array, PersistError> {
+    let column =
+        batch
+            .column_by_name(TIME_COLUMN)
+            .ok_or_else(|| PersistError::MissingTimeColumn {
+                table: table.to_string(),
+            })?;
+    column
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| PersistError::TimeColumnType {
+            table: table.to_string(),
+            data_type: column.data_type().clone(),
+        })
+}
+
+/// The sort order the files are written in, declared in the Parquet metadata
+/// so that readers (DataFusion) can rely on it without re-sorting.
+///
+/// Parquet's `column_idx` counts leaf columns, which equals the Arrow field
+/// index only while no nested field comes first; otherwise nothing is
+/// declared rather than something wrong.
+fn sorting_columns(schema: &Schema) -> Option<Vec<SortingColumn>> {
+    let mut declared = Vec::new();
+    for name in [TIME_COLUMN, TIME_NS_COLUMN] {
+        let Ok(index) = schema.index_of(name) else {
+            break;
+        };
+        let flat_prefix = schema.fields()[..=index]
+            .iter()
+            .all(|field| !field.data_type().is_nested());
+        let Ok(column_idx) = i32::try_from(index) else {
+            break;
+        };
+        if !flat_prefix {
+            break;
+        }
+        declared.push(SortingColumn {
+            column_idx,
+            descending: false,
+            nulls_first: true,
+        });
+    }
+    (!declared.is_empty()).then_some(declared)
+}
+
+/// Sorts `batch` by `time`, `time_ns`, original position, and splits it into
+/// one batch per hour partition, oldest partition first.
+fn split_by_hour(
+    table: &str,
+    batch: &RecordBatch,
+    time: &Int64Array,
+) -> Result<Vec<(PartitionKey, RecordBatch)>, PersistError> {
+    let arrow_error = |source| PersistError::Arrow {
+        table: table.to_string(),
+        source,
+    };
+    let rows = u32::try_from(batch.num_rows()).map_err(|_| PersistError::BatchTooLarge {
+        table: table.to_string(),
+        rows: batch.num_rows(),
+    })?;
+
+    // NULLs first matches the `nulls_first` declared in the file metadata.
+    let ascending = Some(SortOptions {
+        descending: false,
+        nulls_first: true,
+    });
+    let mut sort_columns = vec![SortColumn {
+        values: Arc::new(time.clone()) as ArrayRef,
+        options: ascending,
+    }];
+    if let Some(time_ns) = batch.column_by_name(TIME_NS_COLUMN) {
+        sort_columns.push(SortColumn {
+            values: Arc::clone(time_ns),
+            options: ascending,
+        });
+    }
+    // Arrow's sort is unstable; the original position as the last key makes
+    // rows with equal times keep the order they arrived in.
+    sort_columns.push(SortColumn {
+        values: Arc::new(UInt32Array::from_iter_values(0..rows)),
+        options: ascending,
+    });
+    let order = lexsort_to_indices(&sort_columns, None).map_err(arrow_error)?;
+
+    // Walking rows in sorted order keeps each partition's list sorted too.
+    let mut partitions: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
+    let mut current: Option<(Option<i64>, PartitionKey)> = None;
+    for &row in order.values() {
+        let row_index = row as usize;
+        // Sorted input means long runs in one hour; the key is only
+        // recomputed when the hour changes.
+        let hour = (!time.is_null(row_index)).then(|| time.value(row_index).div_euclid(3_600));
+        let key = match current {
+            Some((current_hour, key)) if current_hour == hour => key,
+            _ => {
+                let key = match hour {
+                    Some(_) => PartitionKey::from_unix_seconds(time.value(row_index)),
+                    None => PartitionKey::EPOCH,
+                };
+                current = Some((hour, key));
+                key
+            }
+        };
+        partitions.entry(key).or_default().push(row);
+    }
+
+    partitions
+        .into_iter()
+        .map(|(key, rows)| {
+            let part = take_record_batch(batch, &UInt32Array::from(rows)).map_err(arrow_error)?;
+            Ok((key, part))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,470 @@
+//! Tests write real files into a temporary data dir and read them back with
+//! parquet's own reader.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, Int64Array, Int64Builder, RecordBatch, StringArray, StringBuilder,
+    TimestampNanosecondArray, TimestampNanosecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::basic::Compression;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
+
+use super::*;
+
+const TABLE: &str = "es_process_file_events";
+
+fn schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("filename", DataType::Utf8, true),
+        Field::new("time", DataType::Int64, true),
+        Field::new(
+            "time_ns",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            true,
+        ),
+    ]))
+}
+
+/// One row per `(filename, time, time_ns)`; `time_ns` of `None` means NULL.
+fn batch(rows: &[(&str, Option<i64>, Option<i64>)]) -> RecordBatch {
+    let mut filename = StringBuilder::new();
+    let mut time = Int64Builder::new();
+    let mut time_ns = TimestampNanosecondBuilder::new().with_timezone("UTC");
+    for (name, t, ns) in rows {
+        filename.append_value(name);
+        time.append_option(*t);
+        time_ns.append_option(*ns);
+    }
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(filename.finish()),
+            Arc::new(time.finish()),
+            Arc::new(time_ns.finish()),
+        ],
+    )
+    .unwrap()
+}
+
+/// Reads a file back: its metadata (with the page index) and its rows.
+fn read(path: &Path) -> (Arc<ParquetMetaData>, RecordBatch) {
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new_with_options(File::open(path).unwrap(), options)
+            .unwrap();
+    let metadata = Arc::clone(builder.metadata());
+    let file_schema = builder.schema().clone();
+    let batches: Vec<RecordBatch> = builder.build().unwrap().map(Result::unwrap).collect();
+    let rows = arrow::compute::concat_batches(&file_schema, &batches).unwrap();
+    (metadata, rows)
+}
+
+fn filenames(batch: &RecordBatch) -> Vec<String> {
+    let column = batch.column_by_name("filename").unwrap();
+    let column = column.as_any().downcast_ref::<StringArray>().unwrap();
+    column.iter().map(|v| v.unwrap().to_string()).collect()
+}
+
+fn times(batch: &RecordBatch) -> Vec<Option<i64>> {
+    let column = batch.column_by_name("time").unwrap();
+    let column = column.as_any().downcast_ref::<Int64Array>().unwrap();
+    column.iter().collect()
+}
+
+/// Every entry under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+// 2023-11-14 22:13:20 UTC, and the two hours after it (23:xx, then 00:xx next day).
+const T0: i64 = 1_700_000_000;
+const T_NEXT_HOUR: i64 = T0 + 3_600;
+const T_NEXT_DAY: i64 = T0 + 2 * 3_600;
+
+#[test]
+fn rows_land_in_their_hour_partitions_sorted() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let input = batch(&[
+        (
+            "day2-b",
+            Some(T_NEXT_DAY + 5),
+            Some((T_NEXT_DAY + 5) * 1_000_000_000),
+        ),
+        ("h22-c", Some(T0 + 10), Some((T0 + 10) * 1_000_000_000 + 2)),
+        (
+            "h23-a",
+            Some(T_NEXT_HOUR),
+            Some(T_NEXT_HOUR * 1_000_000_000),
+        ),
+        ("h22-a", Some(T0), Some(T0 * 1_000_000_000)),
+        ("day2-a", Some(T_NEXT_DAY), Some(T_NEXT_DAY * 1_000_000_000)),
+        // Same second as h22-c, earlier nanosecond: sorts before it.
+        ("h22-b", Some(T0 + 10), Some((T0 + 10) * 1_000_000_000 + 1)),
+    ]);
+
+    let published = persister.persist(TABLE, &input).unwrap();
+
+    let root = data.path().join(TABLE);
+    let expected_dirs = [
+        root.join("date=2023-11-14").join("hour=22"),
+        root.join("date=2023-11-14").join("hour=23"),
+        root.join("date=2023-11-15").join("hour=00"),
+    ];
+    assert_eq!(published.len(), 3);
+    for (path, dir) in published.iter().zip(&expected_dirs) {
+        assert_eq!(path.parent().unwrap(), dir.as_path());
+        assert_eq!(path.extension().unwrap(), "parquet");
+    }
+
+    let (_, h22) = read(&published[0]);
+    assert_eq!(h22.num_rows(), 3);
+    assert_eq!(filenames(&h22), ["h22-a", "h22-b", "h22-c"]);
+    assert_eq!(times(&h22), [Some(T0), Some(T0 + 10), Some(T0 + 10)]);
+    let time_ns = h22.column_by_name("time_ns").unwrap();
+    let time_ns = time_ns
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .unwrap();
+    assert_eq!(time_ns.value(1), (T0 + 10) * 1_000_000_000 + 1);
+    assert_eq!(time_ns.timezone(), Some("UTC"));
+    // The Arrow schema (including the time zone) round-trips.
+    assert_eq!(h22.schema(), schema());
+
+    let (_, h23) = read(&published[1]);
+    assert_eq!(filenames(&h23), ["h23-a"]);
+    let (_, day2) = read(&published[2]);
+    assert_eq!(filenames(&day2), ["day2-a", "day2-b"]);
+    assert_eq!(times(&day2), [Some(T_NEXT_DAY), Some(T_NEXT_DAY + 5)]);
+}
+
+#[test]
+fn equal_times_keep_arrival_order() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let names: Vec<String> = (0..100).map(|i| format!("row-{i:03}")).collect();
+    let rows: Vec<(&str, Option<i64>, Option<i64>)> = names
+        .iter()
+        .map(|name| (name.as_str(), Some(T0), Some(T0 * 1_000_000_000)))
+        .collect();
+
+    let published = persister.persist(TABLE, &batch(&rows)).unwrap();
+
+    assert_eq!(published.len(), 1);
+    assert_eq!(filenames(&read(&published[0]).1), names);
+}
+
+#[test]
+fn files_are_zstd_with_statistics_and_page_index() {
+    let data = tempfile::tempdir().unwrap();
+    let options = PersistOptions {
+        max_row_group_rows: 4,
+        ..PersistOptions::default()
+    };
+    let persister = ParquetPersister::with_options(data.path(), options);
+    let rows: Vec<(&str, Option<i64>, Option<i64>)> = (0..10)
+        .map(|i| ("/etc/hosts", Some(T0 + i), Some((T0 + i) * 1_000_000_000)))
+        .collect();
+
+    let published = persister.persist(TABLE, &batch(&rows)).unwrap();
+    assert_eq!(published.len(), 1);
+    let (metadata, read_back) = read(&published[0]);
+
+    assert_eq!(read_back.num_rows(), 10);
+    // 10 rows at most 4 per row group.
+    assert_eq!(metadata.num_row_groups(), 3);
+    let time_idx = schema().index_of("time").unwrap();
+    for row_group in metadata.row_groups() {
+        assert!(row_group.num_rows() <= 4);
+        for column in row_group.columns() {
+            assert!(
+                matches!(column.compression(), Compression::ZSTD(_)),
+                "{:?}",
+                column.compression()
+            );
+            assert!(column.statistics().is_some());
+            assert!(column.column_index_offset().is_some());
+            assert!(column.offset_index_offset().is_some());
+        }
+        let sorting = row_group.sorting_columns().unwrap();
+        assert_eq!(sorting[0].column_idx, time_idx as i32);
+        assert!(!sorting[0].descending);
+    }
+    let first_time = metadata.row_group(0).column(time_idx).statistics().unwrap();
+    assert_eq!(first_time.min_bytes_opt().unwrap(), T0.to_le_bytes());
+    assert_eq!(first_time.max_bytes_opt().unwrap(), (T0 + 3).to_le_bytes());
+
+    let column_index = metadata.column_index().expect("column index");
+    let offset_index = metadata.offset_index().expect("offset index");
+    assert_eq!(column_index.len(), 3);
+    assert_eq!(offset_index.len(), 3);
+    assert!(!matches!(
+        column_index[0][time_idx],
+        parquet::file::page_index::column_index::ColumnIndexMetaData::NONE
+    ));
+    assert!(!offset_index[0][time_idx].page_locations().is_empty());
+
+    // The file metadata carries the Arrow schema for exact round trips.
+    let key_values = metadata.file_metadata().key_value_metadata().unwrap();
+    assert!(key_values.iter().any(|kv| kv.key == "ARROW:schema"));
+}
+
+#[test]
+fn repeated_dictionary_values_are_dictionary_encoded() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let rows: Vec<(&str, Option<i64>, Option<i64>)> = (0..1_000)
+        .map(|i| ("/bin/ls", Some(T0 + i % 60), None))
+        .collect();
+
+    let published = persister.persist(TABLE, &batch(&rows)).unwrap();
+    let (metadata, _) = read(&published[0]);
+
+    let filename = metadata.row_group(0).column(0);
+    assert!(filename.dictionary_page_offset().is_some());
+}
+
+#[cfg(unix)]
+#[test]
+fn files_and_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path().join("fresh"));
+    let published = persister
+        .persist(TABLE, &batch(&[("a", Some(T0), None)]))
+        .unwrap();
+
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&published[0]), 0o600);
+    let mut dir = published[0].parent().unwrap();
+    while dir != data.path() {
+        assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        dir = dir.parent().unwrap();
+    }
+}
+
+#[test]
+fn no_temporary_files_are_left_behind() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let mut published = Vec::new();
+    for i in 0..20 {
+        let rows = batch(&[("a", Some(T0 + i * 1_000), None), ("b", None, None)]);
+        published.extend(persister.persist(TABLE, &rows).unwrap());
+    }
+
+    let files: Vec<PathBuf> = walk(data.path())
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(files.iter().all(|p| p.extension().unwrap() == "parquet"));
+    assert!(!files.iter().any(|p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        name.starts_with('.') || name.ends_with(".tmp")
+    }));
+    // Every call published new, distinct files.
+    published.sort();
+    published.dedup();
+    assert_eq!(published.len(), files.len());
+}
+
+#[test]
+fn failed_write_removes_its_temporary_file() {
+    use arrow::array::StructArray;
+    use arrow::datatypes::Fields;
+
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    // Parquet cannot store a struct without fields, so the writer fails after
+    // the temporary file exists.
+    let unwritable = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("time", DataType::Int64, true),
+            Field::new("empty", DataType::Struct(Fields::empty()), true),
+        ])),
+        vec![
+            Arc::new(Int64Array::from(vec![T0])),
+            Arc::new(StructArray::new_empty_fields(1, None)),
+        ],
+    )
+    .unwrap();
+
+    let err = persister.persist(TABLE, &unwritable).unwrap_err();
+
+    let PersistError::Parquet { path, .. } = &err else {
+        panic!("expected a Parquet error, got {err}");
+    };
+    assert!(path.to_string_lossy().ends_with(".parquet.tmp"), "{err}");
+    assert!(err.to_string().contains(&*path.to_string_lossy()));
+    assert!(!path.exists());
+    assert!(walk(data.path()).iter().all(|p| p.is_dir()));
+}
+
+#[test]
+fn invalid_zstd_level_is_rejected() {
+    let data = tempfile::tempdir().unwrap();
+    let options = PersistOptions {
+        zstd_level: 99,
+        ..PersistOptions::default()
+    };
+    let persister = ParquetPersister::with_options(data.path(), options);
+
+    let err = persister
+        .persist(TABLE, &batch(&[("a", Some(T0), None)]))
+        .unwrap_err();
+
+    assert!(matches!(err, PersistError::InvalidOptions { .. }), "{err}");
+    assert!(err.to_string().contains("99"), "{err}");
+}
+
+#[test]
+fn null_time_goes_to_the_epoch_partition() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let input = batch(&[
+        ("timed", Some(T0), None),
+        ("untimed-1", None, None),
+        ("epoch", Some(0), None),
+        ("untimed-2", None, Some(5)),
+    ]);
+
+    let published = persister.persist(TABLE, &input).unwrap();
+
+    let epoch_dir = data
+        .path()
+        .join(TABLE)
+        .join("date=1970-01-01")
+        .join("hour=00");
+    assert_eq!(published.len(), 2);
+    assert_eq!(published[0].parent().unwrap(), epoch_dir);
+    let (_, epoch) = read(&published[0]);
+    // NULLs sort first; among them the NULL `time_ns` sorts first too.
+    assert_eq!(filenames(&epoch), ["untimed-1", "untimed-2", "epoch"]);
+    assert_eq!(times(&epoch), [None, None, Some(0)]);
+    assert_eq!(read(&published[1]).1.num_rows(), 1);
+}
+
+#[test]
+fn negative_time_is_filed_before_the_epoch() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+
+    let published = persister
+        .persist(
+            TABLE,
+            &batch(&[("before", Some(-1), None), ("absurd", Some(i64::MIN), None)]),
+        )
+        .unwrap();
+
+    let root = data.path().join(TABLE);
+    assert_eq!(
+        published[0].parent().unwrap(),
+        root.join("date=0000-01-01").join("hour=00")
+    );
+    assert_eq!(
+        published[1].parent().unwrap(),
+        root.join("date=1969-12-31").join("hour=23")
+    );
+}
+
+#[test]
+fn missing_or_mistyped_time_column_is_an_error() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+
+    let no_time = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "filename",
+            DataType::Utf8,
+            true,
+        )])),
+        vec![Arc::new(StringArray::from(vec!["a"]))],
+    )
+    .unwrap();
+    let err = persister.persist(TABLE, &no_time).unwrap_err();
+    assert!(
+        matches!(&err, PersistError::MissingTimeColumn { table } if table == TABLE),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains(TABLE) && message.contains("`time`"),
+        "{message}"
+    );
+
+    let text_time = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("time", DataType::Utf8, true)])),
+        vec![Arc::new(StringArray::from(vec!["yesterday"]))],
+    )
+    .unwrap();
+    let err = persister.persist(TABLE, &text_time).unwrap_err();
+    assert!(matches!(err, PersistError::TimeColumnType { .. }), "{err}");
+    assert!(walk(data.path()).is_empty());
+}
+
+#[test]
+fn empty_batch_writes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+
+    let published = persister.persist(TABLE, &batch(&[])).unwrap();
+
+    assert!(published.is_empty());
+    assert!(walk(data.path()).is_empty());
+}
+
+#[test]
+fn table_names_cannot_escape_the_data_dir() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path().join("data"));
+    let rows = batch(&[("a", Some(T0), None)]);
+
+    for table in ["", "..", ".hidden", "../escape", "a/b", "a\\b"] {
+        let err = persister.persist(table, &rows).unwrap_err();
+        assert!(
+            matches!(err, PersistError::InvalidTableName { .. }),
+            "{table:?}: {err}"
+        );
+    }
+    assert!(walk(data.path()).is_empty());
+}
+
+#[test]
+fn zero_row_group_size_is_rejected_not_a_panic() {
+    let data = tempfile::tempdir().unwrap();
+    let options = PersistOptions {
+        max_row_group_rows: 0,
+        ..PersistOptions::default()
+    };
+    let persister = ParquetPersister::with_options(data.path(), options);
+
+    let err = persister
+        .persist(TABLE, &batch(&[("a", Some(T0), None)]))
+        .unwrap_err();
+
+    assert!(matches!(err, PersistError::InvalidOptions { .. }), "{err}");
+}
+
+#[test]
+fn persister_defaults() {
+    let persister = ParquetPersister::new("/tmp/sluice-data");
+    assert_eq!(persister.data_dir(), Path::new("/tmp/sluice-data"));
+    let options = persister.options();
+    assert_eq!(options.zstd_level, 3);
+    assert_eq!(options.max_row_group_rows, 128 * 1024);
+    assert!(options.dictionary && options.page_statistics);
+}
