@@ -15,10 +15,11 @@ use sluice_ingest::eslogger::EsloggerDecoder;
 const LINES: usize = 20_000;
 
 fn decode(input: &[u8], decoder: &mut EsloggerDecoder) -> usize {
-    for (i, line) in input.split(|&b| b == b'\n').enumerate() {
-        if !line.is_empty() {
-            decoder.decode_line(line, i as u64 + 1);
-        }
+    // Split lines the way the replay reader does, with a vectorised search.
+    let mut start = 0;
+    for (i, end) in memchr::memchr_iter(b'\n', input).enumerate() {
+        decoder.decode_line(&input[start..end], i as u64 + 1);
+        start = end + 1;
     }
     let batches = decoder.take_batches().expect("batches build");
     batches.iter().map(|(_, b)| b.num_rows()).sum()

@@ -1,0 +1,253 @@
+//! Runs the real `sluice` binary end to end: `sluice ingest` replays the
+//! eslogger fixture (`testdata/eslogger/sample.jsonl`, made by
+//! `make_sample.py`), then `sluice query` checks exact values by SQL.
+//!
+//! The fixture covers every mapped event type, both audit_token shapes
+//! (object in versions 9 and 11, array in version 10), a version-1 message,
+//! a path that is not valid UTF-8, and four bad lines: one cut short, one not
+//! JSON, one unmapped event type (mmap) and one without a process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/eslogger/sample.jsonl")
+}
+
+fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sluice");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for sluice")
+}
+
+fn stdout_of(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "sluice failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
+}
+
+fn ingested() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data_dir = dir.path().to_str().expect("utf-8 temp path");
+    let sample = sample();
+    let out = run(
+        &[
+            "ingest",
+            "--data-dir",
+            data_dir,
+            "--format",
+            "eslogger",
+            sample.to_str().expect("path"),
+        ],
+        None,
+    );
+    (dir, stdout_of(&out))
+}
+
+fn csv(dir: &Path, sql: &str) -> String {
+    stdout_of(&run(
+        &[
+            "query",
+            "--data-dir",
+            dir.to_str().expect("path"),
+            "--format",
+            "csv",
+            sql,
+        ],
+        None,
+    ))
+}
+
+#[test]
+fn summary_counts_events_per_table_and_skipped_lines_per_reason() {
+    let (_dir, summary) = ingested();
+    let squeezed: String = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(squeezed.contains("es_process_events 4 events"), "{summary}");
+    assert!(
+        squeezed.contains("es_process_file_events 14 events"),
+        "{summary}"
+    );
+    assert!(
+        squeezed.contains("skipped lines: 4 (malformed 1, truncated 1, unmapped_event_type 1 (mmap 1), missing_field 1)"),
+        "{summary}"
+    );
+    assert!(
+        squeezed.contains("line 18, byte "),
+        "the cut line is reported with its offset: {summary}"
+    );
+    assert!(squeezed.contains("line 19, byte 0: malformed"), "{summary}");
+    assert!(
+        squeezed.contains("line 21: missing_field: no `process`"),
+        "{summary}"
+    );
+    assert!(squeezed.contains("events/s"), "{summary}");
+}
+
+#[test]
+fn event_types_are_counted_by_sql() {
+    let (dir, _) = ingested();
+    let process = csv(
+        dir.path(),
+        "SELECT event_type, count(*) AS n FROM es_process_events GROUP BY event_type ORDER BY event_type",
+    );
+    assert_eq!(process, "event_type,n\nexec,2\nexit,1\nfork,1\n");
+    let file = csv(
+        dir.path(),
+        "SELECT event_type, count(*) AS n FROM es_process_file_events GROUP BY event_type ORDER BY event_type",
+    );
+    assert_eq!(
+        file,
+        "event_type,n\nclone,1\nclose,1\ncopyfile,1\ncreate,2\nexchangedata,1\nlink,1\nopen,2\nrename,2\ntruncate,1\nunlink,1\nwrite,1\n"
+    );
+}
+
+#[test]
+fn exec_rows_have_exact_pids_paths_cmdlines_and_times() {
+    let (dir, _) = ingested();
+    let rows = csv(
+        dir.path(),
+        "SELECT pid, path, cmdline, cmdline_count, cwd, uid, parent, time, CAST(time_ns AS BIGINT) AS ns, codesigning_flags \
+         FROM es_process_events WHERE event_type = 'exec' ORDER BY time",
+    );
+    assert_eq!(
+        rows,
+        "pid,path,cmdline,cmdline_count,cwd,uid,parent,time,ns,codesigning_flags\n\
+         500,/bin/ls,\"ls -la \"\"My Documents\"\"\",3,/Users/alice,501,1,1714564800,1714564800123456789,NOT_RUNTIME\n\
+         900,/usr/bin/python3,\"python3 -c \"\"print(\\\"\"hi\\\"\")\"\"\",3,,501,500,1714570204,1714570204000000000,NOT_RUNTIME\n"
+    );
+}
+
+#[test]
+fn fork_and_exit_from_array_and_object_audit_tokens() {
+    let (dir, _) = ingested();
+    let rows = csv(
+        dir.path(),
+        "SELECT event_type, version, pid, child_pid, exit_code, uid, gid, pidversion FROM es_process_events \
+         WHERE event_type IN ('fork', 'exit') ORDER BY time",
+    );
+    assert_eq!(
+        rows,
+        "event_type,version,pid,child_pid,exit_code,uid,gid,pidversion\nfork,10,500,501,,501,20,1500\nexit,11,501,,256,501,20,1501\n"
+    );
+}
+
+#[test]
+fn file_events_name_the_actor_target_and_destination() {
+    let (dir, _) = ingested();
+    let rows = csv(
+        dir.path(),
+        "SELECT event_type, pid, path, filename, dest_filename FROM es_process_file_events \
+         WHERE event_type IN ('rename', 'link', 'copyfile') ORDER BY time",
+    );
+    let finder = "/System/Library/CoreServices/Finder.app/Contents/MacOS/Finder";
+    assert_eq!(
+        rows,
+        format!(
+            "event_type,pid,path,filename,dest_filename\n\
+             rename,700,{finder},/Users/alice/a.txt,/Users/alice/Documents/b.txt\n\
+             rename,700,{finder},/tmp/x,/tmp/y\n\
+             link,500,/bin/zsh,/usr/local/bin/tool,/usr/local/bin/tool2\n\
+             copyfile,700,{finder},/Users/alice/src.txt,/Users/alice/dst/src.txt\n"
+        )
+    );
+    let analyst = csv(
+        dir.path(),
+        "SELECT count(*) AS n FROM es_process_file_events WHERE filename LIKE '/etc/%'",
+    );
+    assert_eq!(analyst, "n\n1\n");
+}
+
+#[test]
+fn a_path_that_is_not_utf8_keeps_its_bytes() {
+    let (dir, _) = ingested();
+    let rows = csv(
+        dir.path(),
+        "SELECT filename, filename_bytes FROM es_process_file_events WHERE filename_bytes IS NOT NULL",
+    );
+    // The text column shows U+FFFD; the sidecar holds the original 0xE9.
+    assert_eq!(
+        rows,
+        "filename,filename_bytes\n/tmp/caf\u{fffd}.txt,2f746d702f636166e92e747874\n"
+    );
+}
+
+#[test]
+fn files_land_in_hour_partitions_and_are_private() {
+    let (dir, _) = ingested();
+    let mut files = Vec::new();
+    for table in ["es_process_events", "es_process_file_events"] {
+        for hour in ["hour=12", "hour=13"] {
+            let partition = dir.path().join(table).join("date=2024-05-01").join(hour);
+            for entry in std::fs::read_dir(&partition)
+                .unwrap_or_else(|e| panic!("{}: {e}", partition.display()))
+            {
+                files.push(entry.expect("entry").path());
+            }
+        }
+    }
+    assert_eq!(files.len(), 4, "{files:?}");
+    #[cfg(unix)]
+    for file in &files {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(file).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
+    }
+}
+
+#[test]
+fn stdin_replays_like_a_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = std::fs::read(sample()).expect("read sample");
+    let data_dir = dir.path().to_str().expect("path");
+    let out = run(&["ingest", "--data-dir", data_dir, "-"], Some(&input));
+    let summary = stdout_of(&out);
+    assert!(summary.contains("standard input"), "{summary}");
+    assert_eq!(
+        csv(
+            dir.path(),
+            "SELECT count(*) AS n FROM es_process_file_events"
+        ),
+        "n\n14\n"
+    );
+}
+
+#[test]
+fn a_missing_input_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        &[
+            "ingest",
+            "--data-dir",
+            dir.path().to_str().expect("path"),
+            "/nonexistent/eslogger.json",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot open /nonexistent/eslogger.json"),
+        "{stderr}"
+    );
+}
