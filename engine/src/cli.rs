@@ -4,6 +4,7 @@
 //! sluice [--log-format text|json] ingest [--data-dir DIR] [--format eslogger] FILE|-
 //! sluice [--log-format text|json] query  [--data-dir DIR] [--format table|json|csv|line] SQL
 //! sluice [--log-format text|json] shell  [--data-dir DIR]
+//! sluice bsm dump [--style l|n|raw] [--short] FILE|-
 //! ```
 //!
 //! Every subcommand that touches tables takes `--data-dir`; without it the
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bsm_cmd::BsmCommand;
 use crate::ingest_cmd::IngestArgs;
 use crate::logging::LogFormat;
 use crate::output::OutputFormat;
@@ -32,6 +34,8 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
+// Parsed once at startup, so the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Replay recorded events (a file or standard input) into the data dir.
     Ingest {
@@ -47,6 +51,12 @@ pub enum Command {
     /// Query interactively, like osqueryi (reads statements from standard input
     /// when it is not a terminal).
     Shell(ShellArgs),
+    /// OpenBSM audit trails: print their records as praudit does.
+    Bsm {
+        /// What to do with the trail.
+        #[command(subcommand)]
+        command: BsmCommand,
+    },
 }
 
 /// The `--data-dir` flag shared by the subcommands.
@@ -153,6 +163,26 @@ mod tests {
         };
         assert_eq!(data_dir.flag(), Some(Path::new("/d")));
         assert_eq!(args.input, PathBuf::from("-"));
+    }
+
+    #[test]
+    fn bsm_dump_takes_a_style_and_a_file() {
+        let cli = Cli::try_parse_from(["sluice", "bsm", "dump", "--style", "raw", "/var/audit/x"])
+            .expect("parse");
+        let Command::Bsm {
+            command: BsmCommand::Dump(args),
+        } = cli.command
+        else {
+            panic!("not bsm dump")
+        };
+        assert_eq!(args.style, crate::bsm_cmd::DumpStyle::Raw);
+        assert_eq!(args.input, PathBuf::from("/var/audit/x"));
+        let cli = Cli::try_parse_from(["sluice", "ingest", "--format", "bsm", "/var/audit"])
+            .expect("parse");
+        let Command::Ingest { args, .. } = cli.command else {
+            panic!("not ingest")
+        };
+        assert_eq!(args.format, crate::ingest_cmd::InputFormat::Bsm);
     }
 
     #[test]

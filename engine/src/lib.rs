@@ -24,8 +24,10 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bsm_cmd;
 pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod data_dir;
 pub mod ingest_cmd;
 pub mod logging;

@@ -20,6 +20,10 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Bsm { command } => match sluice::bsm_cmd::run(&command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Query(args) => {
             let Some(runtime) = runtime() else {
                 return ExitCode::FAILURE;

@@ -47,22 +47,21 @@ fn stdout_of(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).expect("utf-8 output")
 }
 
-fn ingested() -> (tempfile::TempDir, String) {
+/// Ingests the sample with `extra` flags into a fresh data dir.
+fn ingested_with(extra: &[&str]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data_dir = dir.path().to_str().expect("utf-8 temp path");
     let sample = sample();
-    let out = run(
-        &[
-            "ingest",
-            "--data-dir",
-            data_dir,
-            "--format",
-            "eslogger",
-            sample.to_str().expect("path"),
-        ],
-        None,
-    );
-    (dir, stdout_of(&out))
+    let mut args = vec!["ingest", "--data-dir", data_dir, "--format", "eslogger"];
+    args.extend_from_slice(extra);
+    args.push(sample.to_str().expect("path"));
+    let summary = stdout_of(&run(&args, None));
+    (dir, summary)
+}
+
+/// The sample with open events kept, so that every mapped type is stored.
+fn ingested() -> (tempfile::TempDir, String) {
+    ingested_with(&["--open-events"])
 }
 
 fn csv(dir: &Path, sql: &str) -> String {
@@ -207,6 +206,10 @@ fn files_land_in_hour_partitions_and_are_private() {
         }
     }
     assert_eq!(files.len(), 4, "{files:?}");
+    assert!(
+        dir.path().join("osquery_events").is_dir(),
+        "the run's counters are stored too"
+    );
     #[cfg(unix)]
     for file in &files {
         use std::os::unix::fs::PermissionsExt;
@@ -220,7 +223,10 @@ fn stdin_replays_like_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = std::fs::read(sample()).expect("read sample");
     let data_dir = dir.path().to_str().expect("path");
-    let out = run(&["ingest", "--data-dir", data_dir, "-"], Some(&input));
+    let out = run(
+        &["ingest", "--data-dir", data_dir, "--open-events", "-"],
+        Some(&input),
+    );
     let summary = stdout_of(&out);
     assert!(summary.contains("standard input"), "{summary}");
     assert_eq!(
@@ -248,6 +254,144 @@ fn a_missing_input_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("cannot open /nonexistent/eslogger.json"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn open_events_are_off_by_default_and_counted() {
+    let (dir, summary) = ingested_with(&[]);
+    let squeezed: String = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        squeezed.contains("es_process_file_events 12 events (dropped: muted 2)"),
+        "{summary}"
+    );
+    assert!(
+        squeezed.contains("open events are off: 2 muted (--open-events keeps them)"),
+        "{summary}"
+    );
+    assert_eq!(
+        csv(
+            dir.path(),
+            "SELECT count(*) AS n FROM es_process_file_events WHERE event_type = 'open'"
+        ),
+        "n\n0\n"
+    );
+}
+
+#[test]
+fn osquery_events_counters_match_what_was_fed_in() {
+    // The sample: 4 process events, 14 file events (2 of them opens, off by
+    // default), 3 lines unreadable or incomplete, 1 unmapped (mmap).
+    let (dir, _) = ingested_with(&[]);
+    let rows = csv(
+        dir.path(),
+        "SELECT name, publisher, type, subscriptions, events, active, muted, rate_limited, sampled, kernel, backpressure, malformed, unmapped \
+         FROM osquery_events ORDER BY type, name",
+    );
+    assert_eq!(
+        rows,
+        "name,publisher,type,subscriptions,events,active,muted,rate_limited,sampled,kernel,backpressure,malformed,unmapped\n\
+         eslogger,eslogger,publisher,2,18,0,0,0,0,0,0,3,1\n\
+         es_process_events,eslogger,subscriber,1,4,0,0,0,0,0,0,0,0\n\
+         es_process_file_events,eslogger,subscriber,1,12,0,2,0,0,0,0,0,0\n"
+    );
+    // Every event the publisher handed on is stored or counted as dropped.
+    let stored = csv(
+        dir.path(),
+        "SELECT (SELECT count(*) FROM es_process_events) + (SELECT count(*) FROM es_process_file_events) AS n",
+    );
+    assert_eq!(stored, "n\n16\n");
+}
+
+#[test]
+fn gate_flags_mute_and_sample() {
+    let (dir, summary) = ingested_with(&[
+        "--open-events",
+        "--mute-target-prefix",
+        "/tmp/",
+        "--mute-process",
+        "/usr/bin/curl",
+        "--sample",
+        "es_process_events=2",
+    ]);
+    let squeezed: String = summary.split_whitespace().collect::<Vec<_>>().join(" ");
+    // Muted by target: /tmp/existing.txt, /tmp/x → /tmp/y, /tmp/y; by
+    // process: curl's two opens and its close (one of the opens is in /tmp
+    // too).
+    assert!(
+        squeezed.contains("es_process_file_events 8 events (dropped: muted 6)"),
+        "{summary}"
+    );
+    // Sampling 1 in 2 keeps the first and third of four.
+    assert!(
+        squeezed.contains("es_process_events 2 events (dropped: sampled 2)"),
+        "{summary}"
+    );
+    assert_eq!(
+        csv(
+            dir.path(),
+            "SELECT count(*) AS n FROM es_process_file_events WHERE filename LIKE '/tmp/%' OR path = '/usr/bin/curl'"
+        ),
+        "n\n0\n"
+    );
+}
+
+#[test]
+fn a_config_file_sets_the_gates_and_a_bad_one_says_where() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        "[gates]\nopen_events = true\n\n[gates.tables.es_process_file_events.osquery]\nfile_paths = { homes = [\"/Users/%/%%\"] }\n",
+    )
+    .expect("write config");
+    let data_dir = dir.path().join("data");
+    let data = data_dir.to_str().expect("path");
+    let sample = sample();
+    let out = run(
+        &[
+            "ingest",
+            "--data-dir",
+            data,
+            "--config",
+            config.to_str().expect("path"),
+            sample.to_str().expect("path"),
+        ],
+        None,
+    );
+    stdout_of(&out);
+    let kept = csv(
+        &data_dir,
+        "SELECT count(*) AS n FROM es_process_file_events WHERE filename NOT LIKE '/Users/%' AND dest_filename NOT LIKE '/Users/%'",
+    );
+    assert_eq!(kept, "n\n0\n", "only events naming a home path are kept");
+    assert_eq!(
+        csv(
+            &data_dir,
+            "SELECT count(*) AS n FROM es_process_file_events"
+        ),
+        "n\n7\n"
+    );
+
+    std::fs::write(&config, "[gates]\nopen_event = true\n").expect("write config");
+    let out = run(
+        &[
+            "ingest",
+            "--data-dir",
+            data,
+            "--config",
+            config.to_str().expect("path"),
+            sample.to_str().expect("path"),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("sluice.toml")
+            && stderr.contains("open_event")
+            && stderr.contains("line 2"),
         "{stderr}"
     );
 }

@@ -18,14 +18,23 @@
 //! - [`replay`]: reads lines from a file or stdin.
 //! - [`json`]: the pull parser over one line.
 //! - [`eslogger`]: eslogger messages into rows of the two ES tables.
+//! - [`bsm`]: OpenBSM audit trails and auditpipe into rows of the process,
+//!   file, socket and user event tables.
+//! - [`gates`]: muting, sampling and rate limits, with a counter for every
+//!   drop.
 //! - [`text`]: paths as bytes, stored without loss in UTF-8 columns.
 //! - [`builders`]: rows into Arrow batches.
+//! - [`backpressure`]: a bounded queue of batches, blocking for replays and
+//!   dropping (and counting) for live sources.
 //! - [`stats`]: what was decoded and what was skipped, and why.
 //! - [`synthetic`]: a seeded generator of realistic eslogger lines, for
 //!   benchmarks and tests.
 
+pub mod backpressure;
+pub mod bsm;
 pub mod builders;
 pub mod eslogger;
+pub mod gates;
 pub mod json;
 pub mod replay;
 pub mod stats;

@@ -50,11 +50,15 @@ impl fmt::Display for SkipReason {
 }
 
 /// One skipped line, as reported to the user.
+///
+/// Binary inputs (BSM records) have no lines: they report `line` 0 and the
+/// byte offset in the whole input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineProblem {
-    /// 1-based line number in the input.
+    /// 1-based line number in the input; 0 for inputs that are not lines.
     pub line: u64,
-    /// Byte offset within the line where the problem was found, if known.
+    /// Byte offset within the line where the problem was found, if known
+    /// (within the whole input when `line` is 0).
     pub byte: Option<usize>,
     /// Why the line was skipped.
     pub reason: SkipReason,
@@ -65,6 +69,9 @@ pub struct LineProblem {
 impl fmt::Display for LineProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.byte {
+            Some(byte) if self.line == 0 => {
+                write!(f, "byte {}: {}: {}", byte, self.reason, self.detail)
+            }
             Some(byte) => write!(
                 f,
                 "line {}, byte {}: {}: {}",

@@ -305,6 +305,10 @@ pub static PROCESS_EVENTS: TableDef = define(
         osq("sgid", BIGINT),
         osq("syscall", TEXT),
         extra(TIME_NS, TIMESTAMP_NS),
+        extra("path_bytes", BYTES),
+        extra("cmdline_bytes", BYTES),
+        extra("env_bytes", BYTES),
+        extra("cwd_bytes", BYTES),
     ],
 );
 
@@ -334,6 +338,11 @@ pub static PROCESS_FILE_EVENTS: TableDef = define(
         osq("uptime", BIGINT),
         hidden("eid", TEXT),
         extra(TIME_NS, TIMESTAMP_NS),
+        // How a file was opened (`O_RDWR|O_CREAT`), for open events: BSM
+        // records it in the event number, and osquery has no column for it.
+        extra("flags", TEXT),
+        extra("path_bytes", BYTES),
+        extra("dest_path_bytes", BYTES),
     ],
 );
 
@@ -360,6 +369,7 @@ pub static SOCKET_EVENTS: TableDef = define(
         hidden("success", INTEGER),
         osq("status", TEXT),
         extra(TIME_NS, TIMESTAMP_NS),
+        extra("socket_bytes", BYTES),
     ],
 );
 
@@ -380,6 +390,8 @@ pub static USER_EVENTS: TableDef = define(
         osq("uptime", BIGINT),
         hidden("eid", TEXT),
         extra(TIME_NS, TIMESTAMP_NS),
+        extra("message_bytes", BYTES),
+        extra("path_bytes", BYTES),
     ],
 );
 
@@ -410,7 +422,9 @@ pub static FILE_EVENTS: TableDef = define(
     ],
 );
 
-/// `osquery_events`: one row per publisher and subscriber, with live counters.
+/// `osquery_events`: one row per publisher and subscriber, with its counters:
+/// osquery's columns, then the time the counters were taken and one column
+/// per drop reason.
 pub static OSQUERY_EVENTS: TableDef = define(
     "osquery_events",
     "One row per event publisher and subscriber, with live counters",
@@ -423,6 +437,15 @@ pub static OSQUERY_EVENTS: TableDef = define(
         osq("refreshes", INTEGER),
         osq("active", INTEGER),
         extra(TIME_NS, TIMESTAMP_NS),
+        // When the counters were taken, and what was dropped, by reason.
+        extra("time", BIGINT),
+        extra("muted", BIGINT),
+        extra("rate_limited", BIGINT),
+        extra("sampled", BIGINT),
+        extra("kernel", BIGINT),
+        extra("backpressure", BIGINT),
+        extra("malformed", BIGINT),
+        extra("unmapped", BIGINT),
     ],
 );
 

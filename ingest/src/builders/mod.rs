@@ -7,12 +7,19 @@
 //! (eslogger JSON today, the native ES client later) fills the same row type,
 //! so the columns mean the same thing whatever the source.
 
+mod bsm;
 mod es;
+mod osquery_events;
 
+pub use bsm::{
+    ProcessEventRow, ProcessEventsBuilder, ProcessFileEventRow, ProcessFileEventsBuilder,
+    SocketEventRow, SocketEventsBuilder, UserEventRow, UserEventsBuilder,
+};
 pub use es::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
     codesigning_flags_text,
 };
+pub use osquery_events::{EventCountersRow, osquery_events_batch};
 
 use std::fmt::Write as _;
 

@@ -30,9 +30,12 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
+use crate::builders::EventCountersRow;
 use crate::builders::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
 };
+use crate::gates::seq::SeqTracker;
+use crate::gates::{DropCounters, DropReason, GateEvent, Gates};
 use crate::json::{JsonCursor, JsonError, JsonErrorKind};
 use crate::stats::{DecodeStats, LineProblem, SkipReason};
 use crate::text::push_osquery_arg;
@@ -133,6 +136,9 @@ pub struct EsloggerDecoder {
     process_rows: u64,
     file_rows: u64,
     stats: DecodeStats,
+    gates: Gates,
+    seq: SeqTracker,
+    kernel_drops: u64,
     message: StagedMessage,
     /// Unescaped strings of the current line; cleared, never freed.
     arena: Vec<u8>,
@@ -147,14 +153,22 @@ impl Default for EsloggerDecoder {
 }
 
 impl EsloggerDecoder {
-    /// A decoder with empty builders.
+    /// A decoder with empty builders that keeps every event.
     pub fn new() -> Self {
+        Self::with_gates(Gates::keep_everything())
+    }
+
+    /// A decoder whose rows pass through `gates` before they are built.
+    pub fn with_gates(gates: Gates) -> Self {
         Self {
             process_events: EsProcessEventsBuilder::new(),
             file_events: EsProcessFileEventsBuilder::new(),
             process_rows: 0,
             file_rows: 0,
             stats: DecodeStats::default(),
+            gates,
+            seq: SeqTracker::default(),
+            kernel_drops: 0,
             message: StagedMessage::default(),
             arena: Vec::with_capacity(4096),
             scratch: Vec::with_capacity(1024),
@@ -166,7 +180,84 @@ impl EsloggerDecoder {
         &self.stats
     }
 
-    /// Events decoded so far, per table.
+    /// The gates, with their counters.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
+    }
+
+    /// Messages the kernel dropped, from gaps in `global_seq_num` (lines
+    /// this decoder could not read are not counted).
+    pub fn kernel_drops(&self) -> u64 {
+        self.kernel_drops
+    }
+
+    /// The counters as `osquery_events` rows: one for the publisher
+    /// (`eslogger`) and one per table it feeds. `outside` holds drops
+    /// counted after the decoder (backpressure); a table's `events` are the
+    /// rows that passed the gates and were not dropped after them.
+    pub fn counter_rows(
+        &self,
+        outside: &DropCounters,
+        time_ns: i64,
+        active: bool,
+    ) -> Vec<EventCountersRow> {
+        let mut counters = self.gates.counters().clone();
+        counters.add(outside);
+        let mut handed_on = 0;
+        let mut rows = Vec::with_capacity(3);
+        for table in [&ES_PROCESS_EVENTS, &ES_PROCESS_FILE_EVENTS] {
+            let mut drops = [0u64; DropReason::ALL.len()];
+            for (slot, reason) in drops.iter_mut().zip(DropReason::ALL) {
+                *slot = counters.dropped(table, reason);
+            }
+            let gated = [
+                DropReason::Muted,
+                DropReason::RateLimited,
+                DropReason::Sampled,
+            ]
+            .iter()
+            .map(|&r| counters.dropped(table, r))
+            .sum::<u64>();
+            handed_on += counters.kept(table) + gated;
+            rows.push(EventCountersRow {
+                name: table.name.to_string(),
+                publisher: "eslogger".to_string(),
+                kind: "subscriber",
+                subscriptions: 1,
+                events: counters
+                    .kept(table)
+                    .saturating_sub(counters.dropped(table, DropReason::Backpressure)),
+                refreshes: 0,
+                active,
+                drops,
+                time_ns,
+            });
+        }
+        let stats = &self.stats;
+        let mut drops = [0u64; DropReason::ALL.len()];
+        drops[DropReason::Kernel.index()] = self.kernel_drops;
+        drops[DropReason::Malformed.index()] = stats.skipped(SkipReason::Malformed)
+            + stats.skipped(SkipReason::Truncated)
+            + stats.skipped(SkipReason::MissingField);
+        drops[DropReason::Unmapped.index()] = stats.skipped(SkipReason::UnmappedEventType);
+        rows.insert(
+            0,
+            EventCountersRow {
+                name: "eslogger".to_string(),
+                publisher: "eslogger".to_string(),
+                kind: "publisher",
+                subscriptions: 2,
+                events: handed_on,
+                refreshes: 0,
+                active,
+                drops,
+                time_ns,
+            },
+        );
+        rows
+    }
+
+    /// Events stored so far (that passed the gates), per table.
     pub fn events_by_table(&self) -> [(&'static str, u64); 2] {
         [
             (ES_PROCESS_EVENTS.name, self.process_rows),
@@ -217,9 +308,32 @@ impl EsloggerDecoder {
             )
             .and_then(|()| cursor.finish().map_err(Failure::from))
         };
+        match &result {
+            Ok(()) => self.observe_sequence(),
+            Err(_) => self.seq.lost_line(),
+        }
         let result = result.and_then(|()| self.emit());
         if let Err(failure) = result {
             self.record_failure(failure, line_no);
+        }
+    }
+
+    /// Reads kernel drops from the message's sequence numbers: the global
+    /// gap for the publisher, the per-type gap for the table of that type.
+    fn observe_sequence(&mut self) {
+        let m = &self.message;
+        let event_type = m.event_type.or(m.kind.map(EsEventKind::number));
+        let gaps = self.seq.observe(event_type, m.seq_num, m.global_seq_num);
+        self.kernel_drops += gaps.global;
+        if gaps.same_type > 0
+            && let Some(kind) = event_type.and_then(EsEventKind::from_number)
+        {
+            let table = match kind.table() {
+                EsTable::Process => &ES_PROCESS_EVENTS,
+                EsTable::File => &ES_PROCESS_FILE_EVENTS,
+            };
+            self.gates
+                .record_drops(table, DropReason::Kernel, gaps.same_type);
         }
     }
 
@@ -328,6 +442,25 @@ impl EsloggerDecoder {
                     Some((span, count)) => (Some(span.get(arena)), Some(count)),
                     None => (Some(&b""[..]), Some(0)),
                 };
+                let gate = GateEvent {
+                    table: &ES_PROCESS_EVENTS,
+                    is_open: false,
+                    process_path: text(m.process.executable),
+                    pid: m.process.token.pid,
+                    // ES names the exec'd executable as an exec's target.
+                    targets: [
+                        if is_exec {
+                            text(subject.executable)
+                        } else {
+                            None
+                        },
+                        None,
+                    ],
+                    time_ns,
+                };
+                if !self.gates.admit(&gate) {
+                    return Ok(());
+                }
                 let row = EsProcessEventRow {
                     version,
                     seq_num: m.seq_num,
@@ -391,6 +524,17 @@ impl EsloggerDecoder {
                         dest.unwrap_or_default(),
                     ),
                 };
+                let gate = GateEvent {
+                    table: &ES_PROCESS_FILE_EVENTS,
+                    is_open: kind == EsEventKind::Open,
+                    process_path: text(m.process.executable),
+                    pid: m.process.token.pid,
+                    targets: [Some(filename), Some(dest_filename)],
+                    time_ns,
+                };
+                if !self.gates.admit(&gate) {
+                    return Ok(());
+                }
                 let row = EsProcessFileEventRow {
                     version,
                     seq_num: m.seq_num,
