@@ -498,7 +498,8 @@ fn ingest_bsm(
     let persister = ParquetPersister::new(data_dir);
     let queue = BatchQueue::new(args.memory_budget_mib.saturating_mul(1 << 20));
     let mut backpressure = DropCounters::default();
-    let mut decoder = BsmDecoder::new();
+    let gates = Gates::new(&args.gates_config()?)?;
+    let mut decoder = BsmDecoder::with_gates(gates);
     let tables = [
         &PROCESS_EVENTS,
         &PROCESS_FILE_EVENTS,
@@ -515,10 +516,14 @@ fn ingest_bsm(
     Ok(IngestSummary {
         stored_by_table,
         stats: decoder.stats().clone(),
-        drops: backpressure,
+        drops: {
+            let mut drops = decoder.gates().counters().clone();
+            drops.add(&backpressure);
+            drops
+        },
         kernel_drops: 0,
-        open_dropped: 0,
-        open_events: false,
+        open_dropped: decoder.gates().open_dropped(),
+        open_events: decoder.gates().open_events(),
         counter_rows: Vec::new(),
         files,
         queue_high_water: (queue.high_water_bytes(), queue.budget_bytes()),

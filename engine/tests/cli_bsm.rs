@@ -57,7 +57,17 @@ fn stdout_of(output: &Output) -> String {
 fn ingest(dir: &Path, input: &str, stdin: Option<&[u8]>) -> String {
     let data_dir = dir.to_str().expect("utf-8 temp path");
     let out = run(
-        &["ingest", "--data-dir", data_dir, "--format", "bsm", input],
+        // Open records are kept so that every table is exercised; the gates
+        // that drop them by default are tested in cli_ingest.rs.
+        &[
+            "ingest",
+            "--data-dir",
+            data_dir,
+            "--format",
+            "bsm",
+            "--open-events",
+            input,
+        ],
         stdin,
     );
     let summary = stdout_of(&out);

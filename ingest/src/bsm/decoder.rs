@@ -32,6 +32,7 @@ use crate::builders::{
     ProcessEventRow, ProcessEventsBuilder, ProcessFileEventRow, ProcessFileEventsBuilder,
     SocketEventRow, SocketEventsBuilder, UserEventRow, UserEventsBuilder,
 };
+use crate::gates::{GateEvent, Gates};
 use crate::stats::{DecodeStats, LineProblem, SkipReason};
 use crate::text::push_osquery_arg;
 
@@ -134,6 +135,7 @@ pub struct BsmDecoder {
     user: UserEventsBuilder,
     rows: [u64; 4],
     stats: DecodeStats,
+    gates: Gates,
     /// Prefixed to problem details: the trail a stream comes from.
     source: String,
     parents: ParentTracker,
@@ -151,8 +153,13 @@ impl Default for BsmDecoder {
 }
 
 impl BsmDecoder {
-    /// A decoder with empty builders.
+    /// A decoder with empty builders that keeps every record.
     pub fn new() -> Self {
+        Self::with_gates(Gates::keep_everything())
+    }
+
+    /// A decoder whose rows pass through `gates` before they are built.
+    pub fn with_gates(gates: Gates) -> Self {
         Self {
             process: ProcessEventsBuilder::new(),
             file: ProcessFileEventsBuilder::new(),
@@ -160,6 +167,7 @@ impl BsmDecoder {
             user: UserEventsBuilder::new(),
             rows: [0; 4],
             stats: DecodeStats::default(),
+            gates,
             source: String::new(),
             parents: ParentTracker::default(),
             cmdline: Vec::with_capacity(4096),
@@ -183,6 +191,11 @@ impl BsmDecoder {
             (SOCKET_EVENTS.name, self.rows[2]),
             (USER_EVENTS.name, self.rows[3]),
         ]
+    }
+
+    /// The gates, with their counters.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
     }
 
     /// Names the stream that follows (a trail file's name), so that problems
@@ -378,6 +391,18 @@ impl BsmDecoder {
             time_ns,
             ..Default::default()
         };
+        // A BSM subject names no executable; an exec's target is its image.
+        let gate = GateEvent {
+            table: &PROCESS_EVENTS,
+            is_open: false,
+            process_path: None,
+            pid: row.pid,
+            targets: [row.path, None],
+            time_ns,
+        };
+        if !self.gates.admit(&gate) {
+            return;
+        }
         self.process.append(&row);
         self.rows[0] += 1;
     }
@@ -422,6 +447,17 @@ impl BsmDecoder {
             time_ns,
             ..Default::default()
         };
+        let gate = GateEvent {
+            table: &PROCESS_FILE_EVENTS,
+            is_open: op == FileOp::Open,
+            process_path: None,
+            pid: row.pid,
+            targets: [row.path, row.dest_path],
+            time_ns,
+        };
+        if !self.gates.admit(&gate) {
+            return;
+        }
         self.file.append(&row);
         self.rows[1] += 1;
     }
@@ -478,6 +514,17 @@ impl BsmDecoder {
                 _ => "failed",
             });
         }
+        let gate = GateEvent {
+            table: &SOCKET_EVENTS,
+            is_open: false,
+            process_path: None,
+            pid: row.pid,
+            targets: [None, None],
+            time_ns,
+        };
+        if !self.gates.admit(&gate) {
+            return;
+        }
         self.socket.append(&row);
         self.rows[2] += 1;
     }
@@ -517,6 +564,17 @@ impl BsmDecoder {
             uptime: None,
             time_ns,
         };
+        let gate = GateEvent {
+            table: &USER_EVENTS,
+            is_open: false,
+            process_path: None,
+            pid: row.pid,
+            targets: [row.path, None],
+            time_ns,
+        };
+        if !self.gates.admit(&gate) {
+            return;
+        }
         self.user.append(&row);
         self.rows[3] += 1;
     }
