@@ -5,9 +5,10 @@
 //! the open one, and the `current` link); then `sluice query` checks the rows
 //! by SQL, and `sluice bsm dump` is compared with praudit's decodes.
 
-use std::io::Write;
+mod common;
+use common::{run, stdout_of};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use sluice_ingest::bsm::encode::RecordWriter;
 use sluice_ingest::bsm::token::{Attr, SubjectForm};
@@ -20,38 +21,6 @@ fn shared(rel: &str) -> PathBuf {
 
 fn trail() -> PathBuf {
     shared("trails/execve-long-args.trail")
-}
-
-fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("write stdin");
-    }
-    child.wait_with_output().expect("wait for sluice")
-}
-
-fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "sluice failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
 }
 
 fn ingest(dir: &Path, input: &str, stdin: Option<&[u8]>) -> String {

@@ -7,44 +7,13 @@
 //! a path that is not valid UTF-8, and four bad lines: one cut short, one not
 //! JSON, one unmapped event type (mmap) and one without a process.
 
-use std::io::Write;
+mod common;
+use common::{run, stdout_of};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/eslogger/sample.jsonl")
-}
-
-fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sluice");
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input)
-            .expect("write stdin");
-    }
-    child.wait_with_output().expect("wait for sluice")
-}
-
-fn stdout_of(output: &Output) -> String {
-    assert!(
-        output.status.success(),
-        "sluice failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout.clone()).expect("utf-8 output")
 }
 
 /// Ingests the sample with `extra` flags into a fresh data dir.
