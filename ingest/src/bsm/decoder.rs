@@ -29,12 +29,17 @@ use super::frame::{Corruption, Frame, Record, RecordSplitter};
 use super::mapping::{EventKind, FileOp, ProcessOp, SocketOp, classify};
 use super::token::{Attr, Return, Strings, Subject, Token, TokenError, c_string, tokens};
 use crate::builders::{
-    ProcessEventRow, ProcessEventsBuilder, ProcessFileEventRow, ProcessFileEventsBuilder,
-    SocketEventRow, SocketEventsBuilder, UserEventRow, UserEventsBuilder,
+    EventCountersRow, ProcessEventRow, ProcessEventsBuilder, ProcessFileEventRow,
+    ProcessFileEventsBuilder, PublisherCounters, SocketEventRow, SocketEventsBuilder, UserEventRow,
+    UserEventsBuilder, counter_rows,
 };
-use crate::gates::{GateEvent, Gates};
+use crate::gates::{DropCounters, GateEvent, Gates};
 use crate::stats::{DecodeStats, LineProblem, SkipReason};
 use crate::text::push_osquery_arg;
+
+/// The publisher's name in `osquery_events`, as osquery names its OpenBSM
+/// publisher.
+pub const BSM_PUBLISHER: &str = "openbsm";
 
 /// A socket address as a record states it.
 #[derive(Debug, Clone, Copy)]
@@ -196,6 +201,32 @@ impl BsmDecoder {
     /// The gates, with their counters.
     pub fn gates(&self) -> &Gates {
         &self.gates
+    }
+
+    /// The counters as `osquery_events` rows: one for the publisher
+    /// (`openbsm`, osquery's name for it) and one per table it feeds.
+    /// `outside` holds drops counted after the decoder (backpressure). BSM
+    /// records carry no sequence number, so kernel drops are not known here.
+    pub fn counter_rows(
+        &self,
+        outside: &DropCounters,
+        time_ns: i64,
+        active: bool,
+    ) -> Vec<EventCountersRow> {
+        let counters = PublisherCounters {
+            publisher: BSM_PUBLISHER,
+            tables: &[
+                &PROCESS_EVENTS,
+                &PROCESS_FILE_EVENTS,
+                &SOCKET_EVENTS,
+                &USER_EVENTS,
+            ],
+            gates: &self.gates,
+            outside,
+            stats: &self.stats,
+            kernel_drops: 0,
+        };
+        counter_rows(counters, time_ns, active)
     }
 
     /// Names the stream that follows (a trail file's name), so that problems

@@ -19,7 +19,7 @@ pub use es::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
     codesigning_flags_text,
 };
-pub use osquery_events::{EventCountersRow, osquery_events_batch};
+pub use osquery_events::{EventCountersRow, PublisherCounters, counter_rows, osquery_events_batch};
 
 use std::fmt::Write as _;
 

@@ -30,10 +30,10 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
-use crate::builders::EventCountersRow;
 use crate::builders::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
 };
+use crate::builders::{EventCountersRow, PublisherCounters, counter_rows};
 use crate::gates::seq::SeqTracker;
 use crate::gates::{DropCounters, DropReason, GateEvent, Gates};
 use crate::json::{JsonCursor, JsonError, JsonErrorKind};
@@ -201,60 +201,15 @@ impl EsloggerDecoder {
         time_ns: i64,
         active: bool,
     ) -> Vec<EventCountersRow> {
-        let mut counters = self.gates.counters().clone();
-        counters.add(outside);
-        let mut handed_on = 0;
-        let mut rows = Vec::with_capacity(3);
-        for table in [&ES_PROCESS_EVENTS, &ES_PROCESS_FILE_EVENTS] {
-            let mut drops = [0u64; DropReason::ALL.len()];
-            for (slot, reason) in drops.iter_mut().zip(DropReason::ALL) {
-                *slot = counters.dropped(table, reason);
-            }
-            let gated = [
-                DropReason::Muted,
-                DropReason::RateLimited,
-                DropReason::Sampled,
-            ]
-            .iter()
-            .map(|&r| counters.dropped(table, r))
-            .sum::<u64>();
-            handed_on += counters.kept(table) + gated;
-            rows.push(EventCountersRow {
-                name: table.name.to_string(),
-                publisher: "eslogger".to_string(),
-                kind: "subscriber",
-                subscriptions: 1,
-                events: counters
-                    .kept(table)
-                    .saturating_sub(counters.dropped(table, DropReason::Backpressure)),
-                refreshes: 0,
-                active,
-                drops,
-                time_ns,
-            });
-        }
-        let stats = &self.stats;
-        let mut drops = [0u64; DropReason::ALL.len()];
-        drops[DropReason::Kernel.index()] = self.kernel_drops;
-        drops[DropReason::Malformed.index()] = stats.skipped(SkipReason::Malformed)
-            + stats.skipped(SkipReason::Truncated)
-            + stats.skipped(SkipReason::MissingField);
-        drops[DropReason::Unmapped.index()] = stats.skipped(SkipReason::UnmappedEventType);
-        rows.insert(
-            0,
-            EventCountersRow {
-                name: "eslogger".to_string(),
-                publisher: "eslogger".to_string(),
-                kind: "publisher",
-                subscriptions: 2,
-                events: handed_on,
-                refreshes: 0,
-                active,
-                drops,
-                time_ns,
-            },
-        );
-        rows
+        let counters = PublisherCounters {
+            publisher: "eslogger",
+            tables: &[&ES_PROCESS_EVENTS, &ES_PROCESS_FILE_EVENTS],
+            gates: &self.gates,
+            outside,
+            stats: &self.stats,
+            kernel_drops: self.kernel_drops,
+        };
+        counter_rows(counters, time_ns, active)
     }
 
     /// Events stored so far (that passed the gates), per table.
