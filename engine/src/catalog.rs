@@ -64,6 +64,12 @@ pub enum CatalogError {
     /// DataFusion's runtime (caches, object stores) could not be built.
     #[error("cannot set up the query runtime: {0}")]
     Runtime(#[source] DataFusionError),
+    /// The host tables (`processes`, `hash`, …) could not be registered.
+    #[error("cannot register the host tables: {0}")]
+    HostTables(#[source] DataFusionError),
+    /// The object store URL of `--store` could not be opened.
+    #[error(transparent)]
+    Store(#[from] sluice_sinks::object_store::StoreError),
     /// A table could not be registered.
     #[error("cannot register table {table} over {url}: {source}")]
     Register {
@@ -102,11 +108,17 @@ pub fn open_catalog(data_dir: &Path) -> Result<SessionContext, CatalogError> {
 
     // Without this, DataFusion caches each table's file list forever and a
     // shell would never see files persisted after its first query.
+    // The memory pool bounds every query (sorts and joins spill, the rest fail
+    // cleanly); see `sql::QueryLimits`.
+    let limits = crate::sql::QueryLimits::from_env();
     let runtime = RuntimeEnvBuilder::new()
+        .with_memory_pool(limits.memory_pool())
         .with_cache_manager(CacheManagerConfig::default().with_list_files_cache_limit(0))
         .build_arc()
         .map_err(CatalogError::Runtime)?;
     let ctx = SessionContext::new_with_config_rt(session_config(), runtime);
+    // SQLite's and osquery's functions, the dialect options and the limits.
+    crate::sql::install(&ctx, limits);
 
     // ParquetFormat carries its own copy of the Parquet read options; take the
     // session's so that the pushdown settings below reach the scans.
@@ -125,6 +137,46 @@ pub fn open_catalog(data_dir: &Path) -> Result<SessionContext, CatalogError> {
                 .with_listing_options(options)
                 .with_schema(def.schema());
             let table = ListingTable::try_new(config)?.with_cache(statistics_cache.clone());
+            ctx.register_table(def.name, Arc::new(table))?;
+            Ok(())
+        };
+        register(&url).map_err(|source| CatalogError::Register {
+            table: def.name,
+            url,
+            source,
+        })?;
+    }
+    // Live tables of this host (processes, users, hash, …); see `host`.
+    let ctx = crate::host::register(ctx).map_err(CatalogError::HostTables)?;
+    Ok(ctx)
+}
+
+/// Like [`open_catalog`], but the event tables read the Parquet files under
+/// an object store URL (`s3://bucket/prefix`, `gs://…`, `az://…`,
+/// `file:///…`) instead of the data dir: the layout the uploader
+/// (`sluice_sinks::object_store`) writes, `<prefix>/<table>/date=…/hour=…/`.
+/// Credentials come from the store's usual environment variables. The other
+/// tables (host tables, functions, limits) are `open_catalog`'s.
+pub fn open_catalog_with_store(
+    data_dir: &Path,
+    location: &sluice_sinks::object_store::StoreLocation,
+) -> Result<SessionContext, CatalogError> {
+    let ctx = open_catalog(data_dir)?;
+    ctx.register_object_store(location.root_url(), location.store().clone());
+    let state = ctx.state();
+    let parquet_options = state.default_table_options().parquet;
+    let statistics_cache = state.runtime_env().cache_manager.get_file_statistic_cache();
+    for def in sluice_schemas::TABLES {
+        let url = location.directory_url(def.name);
+        let register = |url: &str| -> Result<(), DataFusionError> {
+            let format = ParquetFormat::default().with_options(parquet_options.clone());
+            let options =
+                ListingOptions::new(Arc::new(format)).with_file_extension(PARQUET_EXTENSION);
+            let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
+                .with_listing_options(options)
+                .with_schema(def.schema());
+            let table = ListingTable::try_new(config)?.with_cache(statistics_cache.clone());
+            ctx.deregister_table(def.name)?;
             ctx.register_table(def.name, Arc::new(table))?;
             Ok(())
         };
@@ -371,7 +423,10 @@ pub(crate) mod tests {
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'",
         )
         .await;
-        assert_eq!(n, sluice_schemas::TABLES.len() as i64);
+        assert_eq!(
+            n,
+            (sluice_schemas::TABLES.len() + crate::host::HOST_TABLES.len()) as i64
+        );
     }
 
     #[tokio::test]

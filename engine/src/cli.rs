@@ -5,6 +5,7 @@
 //! sluice [--log-format text|json] query  [--data-dir DIR] [--format table|json|csv|line] SQL
 //! sluice [--log-format text|json] shell  [--data-dir DIR]
 //! sluice bsm dump [--style l|n|raw] [--short] FILE|-
+//! sluice export [--data-dir DIR] --to URL [--table T]… [--since T] [--until T] [--layout hive|security-lake] [--format parquet|ocsf]
 //! ```
 //!
 //! Every subcommand that touches tables takes `--data-dir`; without it the
@@ -57,6 +58,19 @@ pub enum Command {
         #[command(subcommand)]
         command: BsmCommand,
     },
+    /// Serve the tables to Flight SQL clients (JDBC/DBeaver, ADBC, Python);
+    /// loopback only unless a token is set.
+    Serve(crate::flight::ServeArgs),
+    /// Export event history to a data lake (a local directory, s3://, gs://,
+    /// az://) as Hive-partitioned Parquet or OCSF.
+    Export {
+        /// Where the tables are kept.
+        #[command(flatten)]
+        data_dir: DataDirArg,
+        /// What to export, and where.
+        #[command(flatten)]
+        args: crate::export::ExportArgs,
+    },
 }
 
 /// The `--data-dir` flag shared by the subcommands.
@@ -90,6 +104,11 @@ pub struct QueryArgs {
     /// How to print the rows.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Read the event tables from this object store URL (`s3://bucket/prefix`,
+    /// `gs://…`, `az://…`, `file:///…`: where the uploader puts the data dir's
+    /// files) instead of the data dir.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// The SQL to run (read-only; several statements may be separated by ';').
     pub sql: String,
 }

@@ -32,7 +32,7 @@ use sluice_schemas::{
     ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, OSQUERY_EVENTS, PROCESS_EVENTS, PROCESS_FILE_EVENTS,
     SOCKET_EVENTS, TableDef, USER_EVENTS,
 };
-use sluice_sinks::{ParquetPersister, PersistError};
+use sluice_sinks::{FsyncPolicy, PersistError, Storage, StorageError, StorageOptions, WalOptions};
 
 use crate::config::{Config, ConfigError};
 
@@ -98,6 +98,19 @@ pub struct IngestArgs {
     /// Rows per batch handed to the Parquet writer (over all tables).
     #[arg(long, default_value_t = ReplayOptions::default().batch_rows)]
     pub batch_rows: usize,
+    /// When the write-ahead log is fsynced: `batch` (before each batch is
+    /// acknowledged), `interval:<ms>`, or `off`.
+    #[arg(long, value_name = "POLICY", default_value = "batch")]
+    pub wal_fsync: FsyncPolicy,
+    /// Roll a table's in-memory batches into a Parquet file once they hold
+    /// this many KiB of Arrow memory (and at the end of the input).
+    #[arg(long, value_name = "KIB", default_value_t = 128 * 1024)]
+    pub roll_kib: usize,
+    /// Print `ack <rows>` on standard output each time a batch is durable in
+    /// the write-ahead log (`<rows>`: rows acknowledged so far, in input
+    /// order). For tools that must know what survived a crash.
+    #[arg(long)]
+    pub ack: bool,
     /// The file to read, `-` for standard input, or (for `--format bsm`) a
     /// directory of audit trails.
     pub input: PathBuf,
@@ -222,6 +235,9 @@ pub enum IngestError {
     /// Writing Parquet failed.
     #[error(transparent)]
     Persist(#[from] PersistError),
+    /// The storage (write-ahead log, Parquet roller) failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
     /// The counters could not be built into a batch.
     #[error("building the osquery_events rows failed: {0}")]
     Counters(#[from] arrow::error::ArrowError),
@@ -249,6 +265,12 @@ pub struct IngestSummary {
     pub counter_rows: Vec<EventCountersRow>,
     /// Parquet files written.
     pub files: usize,
+    /// Rows recovered from the write-ahead log of an earlier run that
+    /// stopped before writing them to Parquet.
+    pub recovered_rows: u64,
+    /// Rows not stored because the disk was full (counted in `drops` as
+    /// `backpressure` too).
+    pub storage_dropped: u64,
     /// The most bytes of batches that waited at once, and the budget.
     pub queue_high_water: (usize, usize),
     /// Wall time from open to the last file published.
@@ -329,6 +351,20 @@ impl IngestSummary {
         if self.stats.skipped_total() > kept {
             let _ = writeln!(out, "    … and {} more", self.stats.skipped_total() - kept);
         }
+        if self.recovered_rows > 0 {
+            let _ = writeln!(
+                out,
+                "  recovered {} rows from the write-ahead log of an interrupted run",
+                self.recovered_rows
+            );
+        }
+        if self.storage_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "  not stored, disk full: {} rows",
+                self.storage_dropped
+            );
+        }
         let _ = writeln!(
             out,
             "  {} {}, {:.1} MB in {:.3} s: {:.0} events/s, {:.1} MB/s; {} Parquet files",
@@ -386,7 +422,7 @@ pub fn ingest(args: &IngestArgs, data_dir: &Path) -> Result<IngestSummary, Inges
         })?)
     };
     let reader = BufReader::with_capacity(1 << 20, reader);
-    let persister = ParquetPersister::new(data_dir);
+    let (storage, recovered) = open_storage(args, data_dir)?;
     let options = ReplayOptions {
         batch_rows: args.batch_rows,
         ..ReplayOptions::default()
@@ -395,13 +431,15 @@ pub fn ingest(args: &IngestArgs, data_dir: &Path) -> Result<IngestSummary, Inges
     let queue = BatchQueue::new(args.memory_budget_mib.saturating_mul(1 << 20));
     let mut backpressure = DropCounters::default();
     let tables = [&ES_PROCESS_EVENTS, &ES_PROCESS_FILE_EVENTS];
-    let (written, replayed) = write_in_background(&persister, &queue, &tables, || {
+    let (written, replayed) = write_in_background(&storage, args.ack, &queue, &tables, || {
         replay_eslogger(reader, &mut decoder, &options, |table, batch| {
             offer(&queue, args.live, &mut backpressure, table, batch);
             Ok(())
         })
     });
-    let (mut files, stored_by_table) = written?;
+    let written = written?;
+    let stored_by_table = written.stored_by_table;
+    backpressure.add(&written.storage_drops);
     replayed.map_err(|source| IngestError::Replay {
         input: args.input.display().to_string(),
         source,
@@ -410,9 +448,11 @@ pub fn ingest(args: &IngestArgs, data_dir: &Path) -> Result<IngestSummary, Inges
     // The run's counters become rows of osquery_events, stored like any
     // other batch, so they can be queried next to the events they describe.
     let counter_rows = decoder.counter_rows(&backpressure, now_ns(), false);
-    files += persister
-        .persist(OSQUERY_EVENTS.name, &osquery_events_batch(&counter_rows)?)?
-        .len();
+    storage.append(OSQUERY_EVENTS.name, osquery_events_batch(&counter_rows)?)?;
+    // Everything still in memory goes to Parquet; on failure (a full disk)
+    // it stays in the write-ahead log and the next run writes it.
+    storage.flush()?;
+    let files = storage.stats().files_published as usize;
 
     let mut drops = decoder.gates().counters().clone();
     drops.add(&backpressure);
@@ -425,35 +465,121 @@ pub fn ingest(args: &IngestArgs, data_dir: &Path) -> Result<IngestSummary, Inges
         open_events: decoder.gates().open_events(),
         counter_rows,
         files,
+        recovered_rows: recovered,
+        storage_dropped: written.storage_dropped,
         queue_high_water: (queue.high_water_bytes(), queue.budget_bytes()),
         elapsed: started.elapsed(),
         unit: "lines",
     })
 }
 
-/// What the writer thread did: Parquet files written, rows stored per table.
-type Written = Result<(usize, Vec<(&'static str, u64)>), PersistError>;
+/// Opens the data dir's storage (write-ahead log in `DATA_DIR/.wal`) and
+/// replays what an interrupted run left in the log. Returns the rows
+/// recovered.
+fn open_storage(args: &IngestArgs, data_dir: &Path) -> Result<(Storage, u64), IngestError> {
+    if args.roll_kib == 0 {
+        return Err(IngestError::Zero("roll-kib"));
+    }
+    let options = StorageOptions {
+        wal: WalOptions {
+            fsync: args.wal_fsync,
+            ..WalOptions::default()
+        },
+        roll_bytes: args.roll_kib.saturating_mul(1024),
+        // The writer thread never holds more than a roll per table plus
+        // what the queue hands it; the queue's budget bounds the rest.
+        hot_budget_bytes: args
+            .roll_kib
+            .saturating_mul(1024)
+            .saturating_mul(8)
+            .max(args.memory_budget_mib.saturating_mul(1 << 20)),
+        ..StorageOptions::default()
+    };
+    let (storage, recovery) = Storage::open(data_dir, options)?;
+    if recovery.torn_bytes > 0 {
+        for cut in &recovery.torn {
+            tracing::warn!("write-ahead log: {cut}");
+        }
+    }
+    Ok((storage, recovery.replayed_rows))
+}
 
-/// Runs `produce` on this thread while a writer thread turns every batch it
-/// queues into Parquet files. Returns the writer's outcome (counting rows for
-/// the tables of `tables`) and `produce`'s.
+/// What the writer thread did.
+struct WriterOutcome {
+    /// Rows acknowledged (durable in the WAL), per table.
+    stored_by_table: Vec<(&'static str, u64)>,
+    /// Rows refused because the disk was full, per table, as `backpressure`.
+    storage_drops: DropCounters,
+    /// Their total.
+    storage_dropped: u64,
+}
+
+/// Runs `produce` on this thread while a writer thread appends every batch it
+/// queues to `storage` (WAL, then hot tail, rolled to Parquet by size and
+/// age). Returns the writer's outcome (counting rows for the tables of
+/// `tables`) and `produce`'s.
+///
+/// A full disk does not stop the run: the batch is counted as dropped and
+/// the next one is tried, so writing resumes as soon as space returns. With
+/// `ack`, `ack <rows>` is printed after each batch is durable.
 fn write_in_background<T>(
-    persister: &ParquetPersister,
+    storage: &Storage,
+    ack: bool,
     queue: &BatchQueue,
     tables: &[&'static TableDef],
     produce: impl FnOnce() -> T,
-) -> (Written, T) {
+) -> (Result<WriterOutcome, StorageError>, T) {
     std::thread::scope(|scope| {
-        let writer = scope.spawn(|| -> Written {
-            let mut files = 0;
-            let mut stored: Vec<(&'static str, u64)> = tables.iter().map(|t| (t.name, 0)).collect();
+        let writer = scope.spawn(|| -> Result<WriterOutcome, StorageError> {
+            let mut outcome = WriterOutcome {
+                stored_by_table: tables.iter().map(|t| (t.name, 0)).collect(),
+                storage_drops: DropCounters::default(),
+                storage_dropped: 0,
+            };
+            let mut acked: u64 = 0;
+            let mut warned = false;
             while let Some((table, batch)) = queue.pop() {
-                files += persister.persist(table.name, &batch)?.len();
-                if let Some(entry) = stored.iter_mut().find(|(name, _)| *name == table.name) {
-                    entry.1 += batch.num_rows() as u64;
+                let rows = batch.num_rows() as u64;
+                match storage.append(table.name, batch) {
+                    Ok(_) => {
+                        acked += rows;
+                        if ack {
+                            println!("ack {acked}");
+                        }
+                        if let Some(entry) = outcome
+                            .stored_by_table
+                            .iter_mut()
+                            .find(|(name, _)| *name == table.name)
+                        {
+                            entry.1 += rows;
+                        }
+                    }
+                    Err(err) if err.is_out_of_space() => {
+                        if !warned {
+                            tracing::warn!(error = %err, "disk full: dropping batches until space returns");
+                            warned = true;
+                        }
+                        outcome.storage_drops.drop_n(
+                            sluice_ingest::gates::table_slot(table),
+                            DropReason::Backpressure,
+                            rows,
+                        );
+                        outcome.storage_dropped += rows;
+                    }
+                    Err(err) => {
+                        // Keep taking (and discarding) batches until the
+                        // producer is done, so it is not left waiting on a
+                        // writer that has stopped.
+                        while queue.pop().is_some() {}
+                        return Err(err);
+                    }
+                }
+                // Rolls by age, fsyncs under an interval policy, housekeeping.
+                if let Err(err) = storage.maintain() {
+                    tracing::warn!(error = %err, "storage maintenance failed");
                 }
             }
-            Ok((files, stored))
+            Ok(outcome)
         });
         let produced = produce();
         queue.close();
@@ -486,15 +612,14 @@ fn offer(
     }
 }
 
-/// `sluice ingest --format bsm`: the same gates, writer and summary as
-/// eslogger's. (The `osquery_events` counter rows are not written for BSM
-/// yet.)
+/// `sluice ingest --format bsm`: the same gates, writer, `osquery_events`
+/// counter rows and summary as eslogger's.
 fn ingest_bsm(
     args: &IngestArgs,
     data_dir: &Path,
     started: Instant,
 ) -> Result<IngestSummary, IngestError> {
-    let persister = ParquetPersister::new(data_dir);
+    let (storage, recovered) = open_storage(args, data_dir)?;
     let queue = BatchQueue::new(args.memory_budget_mib.saturating_mul(1 << 20));
     let mut backpressure = DropCounters::default();
     let gates = Gates::new(&args.gates_config()?)?;
@@ -505,13 +630,19 @@ fn ingest_bsm(
         &SOCKET_EVENTS,
         &USER_EVENTS,
     ];
-    let (written, replayed) = write_in_background(&persister, &queue, &tables, || {
+    let (written, replayed) = write_in_background(&storage, args.ack, &queue, &tables, || {
         crate::bsm_cmd::replay_input(&args.input, &mut decoder, args.batch_rows, &mut |t, b| {
             offer(&queue, args.live, &mut backpressure, t, b)
         })
     });
-    let (files, stored_by_table) = written?;
+    let written = written?;
+    let stored_by_table = written.stored_by_table;
+    backpressure.add(&written.storage_drops);
     replayed?;
+    let counter_rows = decoder.counter_rows(&backpressure, now_ns(), false);
+    storage.append(OSQUERY_EVENTS.name, osquery_events_batch(&counter_rows)?)?;
+    storage.flush()?;
+    let files = storage.stats().files_published as usize;
     Ok(IngestSummary {
         stored_by_table,
         stats: decoder.stats().clone(),
@@ -523,8 +654,10 @@ fn ingest_bsm(
         kernel_drops: 0,
         open_dropped: decoder.gates().open_dropped(),
         open_events: decoder.gates().open_events(),
-        counter_rows: Vec::new(),
+        counter_rows,
         files,
+        recovered_rows: recovered,
+        storage_dropped: written.storage_dropped,
         queue_high_water: (queue.high_water_bytes(), queue.budget_bytes()),
         elapsed: started.elapsed(),
         unit: "records",

@@ -24,16 +24,38 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
         },
+        Command::Export { data_dir, args } => {
+            let Some(runtime) = runtime() else {
+                return ExitCode::FAILURE;
+            };
+            match runtime.block_on(sluice::export::run(&args, &data_dir.resolve())) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Serve(args) => {
+            let Some(runtime) = runtime() else {
+                return ExitCode::FAILURE;
+            };
+            match runtime.block_on(sluice::flight::run(&args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
         Command::Query(args) => {
             let Some(runtime) = runtime() else {
                 return ExitCode::FAILURE;
             };
             let data_dir = args.data_dir.resolve();
-            match runtime.block_on(sluice::query::run_command(
-                &data_dir,
-                &args.sql,
-                args.format,
-            )) {
+            let result = match &args.store {
+                Some(url) => runtime.block_on(query_store(&data_dir, url, &args.sql, args.format)),
+                None => runtime.block_on(sluice::query::run_command(
+                    &data_dir,
+                    &args.sql,
+                    args.format,
+                )),
+            };
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
             }
@@ -71,6 +93,20 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
             None
         }
     }
+}
+
+/// `sluice query --store URL`: the event tables from the object store.
+async fn query_store(
+    data_dir: &std::path::Path,
+    url: &str,
+    sql: &str,
+    format: sluice::output::OutputFormat,
+) -> Result<(), sluice::query::QueryError> {
+    let location = sluice_sinks::object_store::StoreLocation::parse(url)
+        .map_err(sluice::catalog::CatalogError::from)?;
+    let ctx = sluice::catalog::open_catalog_with_store(data_dir, &location)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    sluice::query::run(&ctx, sql, format, &mut out).await
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

@@ -18,10 +18,12 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::SQLOptions;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::{DFParserBuilder, Statement};
+use datafusion::sql::parser::Statement as DFStatement;
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::catalog::{self, CatalogError};
 use crate::output::{self, OutputError, OutputFormat};
+use crate::sql;
 
 /// Why a query failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,11 +35,19 @@ pub enum QueryError {
     #[error("no SQL statement given")]
     Empty,
     /// The SQL text does not parse.
-    #[error("cannot parse SQL: {0}")]
+    #[error("cannot parse SQL: {}", one_line(.0))]
     Parse(#[source] DataFusionError),
     /// The statement would change something; sluice's SQL only reads.
     #[error("refused: sluice's SQL is read-only (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): {0}")]
     ReadOnly(#[source] DataFusionError),
+    /// The statement would write, or reach past sluice's tables (a file-reading
+    /// table function); refused before planning.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The statement uses SQL the dialect does not support; the message names
+    /// the construct.
+    #[error("{0}")]
+    Dialect(String),
     /// The statement names a table sluice does not serve.
     #[error("unknown table '{table}'; the tables are: {}", available.join(", "))]
     UnknownTable {
@@ -47,14 +57,32 @@ pub enum QueryError {
         available: Vec<&'static str>,
     },
     /// The statement could not be planned (an unknown column, a type error…).
-    #[error("cannot plan query: {0}")]
+    #[error("cannot plan query: {}", one_line(.0))]
     Plan(#[source] DataFusionError),
-    /// The statement failed while running (an unreadable file…).
-    #[error("query failed: {0}")]
+    /// The statement failed while running (an unreadable file, the memory
+    /// limit…).
+    #[error("query failed: {}", one_line(.0))]
     Execute(#[source] DataFusionError),
+    /// The statement ran longer than the session's timeout
+    /// ([`sql::QueryLimits`]).
+    #[error("query failed: timed out after {0:?} (set {env} to allow longer)", env = sql::TIMEOUT_ENV)]
+    Timeout(std::time::Duration),
     /// The results could not be printed.
     #[error(transparent)]
     Output(#[from] OutputError),
+}
+
+/// DataFusion's message on one line: a resources-exhausted error lists the
+/// top memory consumers on lines of their own, and a backtrace-less error
+/// can still carry newlines from its context.
+fn one_line(err: &DataFusionError) -> String {
+    let text = err.to_string();
+    let parts: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    parts.join("; ")
 }
 
 /// The options every sluice statement is checked against: no DDL, no DML, no
@@ -66,20 +94,29 @@ pub fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
-/// Parses `sql` into statements and plans each one, refusing any that would
-/// write.
+/// Parses `sql` as SQLite (osquery's dialect), rewrites each statement for
+/// DataFusion ([`crate::sql`]) and plans it, refusing any that would write.
+/// A dialect `PRAGMA` is applied to the session and yields no plan.
 pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Vec<LogicalPlan>, QueryError> {
-    let statements = DFParserBuilder::new(sql)
-        .build()
-        .and_then(|mut parser| parser.parse_statements())
-        .map_err(QueryError::Parse)?;
+    let statements = sql::parse(sql).map_err(QueryError::Parse)?;
     if statements.is_empty() {
         return Err(QueryError::Empty);
     }
-    let state = ctx.state();
     let options = read_only();
     let mut plans = Vec::with_capacity(statements.len());
     for statement in statements {
+        refuse_writes(&statement)?;
+        let statement = match sql::prepare(ctx, statement) {
+            Ok(sql::Prepared::Plan(statement)) => statement,
+            Ok(sql::Prepared::Pragma) => continue,
+            Err(message) if message.starts_with("refused: ") => {
+                return Err(QueryError::Refused(
+                    message["refused: ".len()..].to_string(),
+                ));
+            }
+            Err(message) => return Err(QueryError::Dialect(message)),
+        };
+        let state = ctx.state();
         let plan = match state.statement_to_plan(statement.clone()).await {
             Ok(plan) => plan,
             Err(err) => return Err(explain_plan_error(ctx, &statement, err)),
@@ -90,6 +127,36 @@ pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Vec<LogicalPlan>, Q
     Ok(plans)
 }
 
+/// Refuses statements that write before anything else looks at them, so the
+/// refusal names the statement rather than whatever planning would trip on
+/// first. [`read_only`] checks the plan again afterwards.
+fn refuse_writes(statement: &DFStatement) -> Result<(), QueryError> {
+    let what = match statement {
+        DFStatement::CreateExternalTable(_) => "CREATE EXTERNAL TABLE",
+        DFStatement::CopyTo(_) => "COPY",
+        DFStatement::Statement(inner) => match inner.as_ref() {
+            SqlStatement::Insert(_) => "INSERT",
+            SqlStatement::Update(_) => "UPDATE",
+            SqlStatement::Delete(_) => "DELETE",
+            SqlStatement::Merge(_) => "MERGE",
+            SqlStatement::Copy { .. } => "COPY",
+            SqlStatement::CreateTable(_) => "CREATE TABLE",
+            SqlStatement::CreateView(_) => "CREATE VIEW",
+            SqlStatement::CreateIndex(_) => "CREATE INDEX",
+            SqlStatement::CreateVirtualTable { .. } => "CREATE VIRTUAL TABLE",
+            SqlStatement::Drop { .. } => "DROP",
+            SqlStatement::AlterTable(_) => "ALTER TABLE",
+            SqlStatement::AttachDatabase { .. } => "ATTACH",
+            SqlStatement::Truncate(_) => "TRUNCATE",
+            _ => return Ok(()),
+        },
+        _ => return Ok(()),
+    };
+    Err(QueryError::Refused(format!(
+        "sluice's SQL is read-only (SELECT, WITH, EXPLAIN, DESCRIBE, SHOW): {what} would change data"
+    )))
+}
+
 /// Plans and runs every statement of `sql`, writing each result to `out`.
 pub async fn run(
     ctx: &SessionContext,
@@ -97,15 +164,34 @@ pub async fn run(
     format: OutputFormat,
     out: &mut dyn Write,
 ) -> Result<(), QueryError> {
+    let timeout = sql::query_limits(ctx).timeout;
     for plan in plan(ctx, sql).await? {
-        let df = ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(QueryError::Execute)?;
-        let schema = df.schema().inner().clone();
-        // Collected rather than streamed: streaming needs `futures`, which is
-        // not among the workspace's dependencies yet.
-        let batches = df.collect().await.map_err(QueryError::Execute)?;
+        // On its own task, so that the timer fires even while the query's
+        // operators are busy, and so that a timed-out query can be aborted.
+        let session = ctx.clone();
+        let mut task = tokio::spawn(async move {
+            let df = session
+                .execute_logical_plan(plan)
+                .await
+                .map_err(QueryError::Execute)?;
+            let schema = df.schema().inner().clone();
+            // Collected rather than streamed: the output formats need whole
+            // batches, and the memory limit bounds what is held.
+            let batches = df.collect().await.map_err(QueryError::Execute)?;
+            Ok::<_, QueryError>((schema, batches))
+        });
+        let (schema, batches) = match tokio::time::timeout(timeout, &mut task).await {
+            Ok(Ok(result)) => result?,
+            Ok(Err(join_error)) => {
+                return Err(QueryError::Execute(DataFusionError::External(Box::new(
+                    join_error,
+                ))));
+            }
+            Err(_) => {
+                task.abort();
+                return Err(QueryError::Timeout(timeout));
+            }
+        };
         output::write_batches(format, &schema, &batches, out)?;
     }
     Ok(())
@@ -120,6 +206,15 @@ pub async fn run_command(
     format: OutputFormat,
 ) -> Result<(), QueryError> {
     let ctx = catalog::open_catalog(data_dir)?;
+    // A query busy in an operator that never yields cannot be aborted from
+    // inside; a one-shot command can still stop on time, by exiting. The
+    // in-runtime timeout in `run` fires first whenever the query yields.
+    let timeout = sql::query_limits(&ctx).timeout;
+    std::thread::spawn(move || {
+        std::thread::sleep(timeout + std::time::Duration::from_millis(250));
+        eprintln!("sluice: error: {}", QueryError::Timeout(timeout));
+        std::process::exit(1);
+    });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match run(&ctx, sql, format, &mut out).await {
         Err(QueryError::Output(e)) if e.is_broken_pipe() => Ok(()),
@@ -132,7 +227,7 @@ pub async fn run_command(
 /// internal `datafusion.public.` name and without saying what does exist.
 fn explain_plan_error(
     ctx: &SessionContext,
-    statement: &Statement,
+    statement: &DFStatement,
     err: DataFusionError,
 ) -> QueryError {
     let state = ctx.state();
@@ -186,7 +281,10 @@ mod tests {
             let err = run_to_string(&ctx, sql, OutputFormat::Csv)
                 .await
                 .expect_err(sql);
-            assert!(matches!(err, QueryError::ReadOnly(_)), "{sql}: {err}");
+            assert!(
+                matches!(err, QueryError::ReadOnly(_) | QueryError::Refused(_)),
+                "{sql}: {err}"
+            );
             assert!(err.to_string().contains("read-only"), "{err}");
         }
         assert!(!ctx.table_exist("t").expect("lookup"));
@@ -200,7 +298,10 @@ mod tests {
         let err = run_to_string(&ctx, sql, OutputFormat::Csv)
             .await
             .expect_err("insert");
-        assert!(matches!(err, QueryError::ReadOnly(_)), "{err}");
+        assert!(
+            matches!(err, QueryError::ReadOnly(_) | QueryError::Refused(_)),
+            "{err}"
+        );
     }
 
     #[tokio::test]
@@ -211,7 +312,10 @@ mod tests {
         let err = run_to_string(&ctx, &sql, OutputFormat::Csv)
             .await
             .expect_err("copy");
-        assert!(matches!(err, QueryError::ReadOnly(_)), "{err}");
+        assert!(
+            matches!(err, QueryError::ReadOnly(_) | QueryError::Refused(_)),
+            "{err}"
+        );
         assert!(!target.exists());
     }
 
@@ -226,7 +330,10 @@ mod tests {
             let err = run_to_string(&ctx, sql, OutputFormat::Csv)
                 .await
                 .expect_err(sql);
-            assert!(matches!(err, QueryError::ReadOnly(_)), "{sql}: {err}");
+            assert!(
+                matches!(err, QueryError::ReadOnly(_) | QueryError::Refused(_)),
+                "{sql}: {err}"
+            );
         }
     }
 
@@ -242,19 +349,22 @@ mod tests {
         )
         .await
         .expect_err("refused");
-        assert!(matches!(err, QueryError::ReadOnly(_)), "{err}");
+        assert!(
+            matches!(err, QueryError::ReadOnly(_) | QueryError::Refused(_)),
+            "{err}"
+        );
         assert!(out.is_empty(), "nothing ran");
     }
 
     #[tokio::test]
     async fn unknown_table_lists_the_tables() {
         let (_dir, ctx) = empty_catalog();
-        let err = run_to_string(&ctx, "SELECT * FROM processes", OutputFormat::Csv)
+        let err = run_to_string(&ctx, "SELECT * FROM no_such_table", OutputFormat::Csv)
             .await
             .expect_err("unknown");
         let message = err.to_string();
         assert!(matches!(err, QueryError::UnknownTable { .. }), "{message}");
-        assert!(message.contains("'processes'"), "{message}");
+        assert!(message.contains("'no_such_table'"), "{message}");
         assert!(
             message.contains("es_process_events, es_process_file_events"),
             "{message}"

@@ -165,6 +165,12 @@ impl Shell {
                 for def in sluice_schemas::TABLES {
                     writeln!(out, "  => {}", def.name).map_err(ShellError::Write)?;
                 }
+                // Host tables answer from the machine running the shell, even
+                // over a copied data dir: say so on every line.
+                for host in crate::host::HOST_TABLES {
+                    writeln!(out, "  => {} {}", host.name, crate::host::HOST_TABLE_LABEL)
+                        .map_err(ShellError::Write)?;
+                }
             }
             (".schema", None) => {
                 for def in sluice_schemas::TABLES {
@@ -391,8 +397,15 @@ mod tests {
         let mut s = Session::new();
         s.feed(".tables").await;
         let out = s.take_out();
-        assert_eq!(out.lines().count(), sluice_schemas::TABLES.len());
+        assert_eq!(
+            out.lines().count(),
+            sluice_schemas::TABLES.len() + crate::host::HOST_TABLES.len()
+        );
         assert!(out.contains("  => es_process_events\n"), "{out}");
+        assert!(
+            out.contains("  => processes (host table: reads this machine, now)\n"),
+            "{out}"
+        );
     }
 
     #[tokio::test]

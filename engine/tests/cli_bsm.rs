@@ -261,6 +261,22 @@ fn a_trail_directory_is_read_once_in_name_order_with_every_table() {
         ),
         "type,uid,message,address,terminal\n32800,502,successful login bob,2001:db8::7,52000\n"
     );
+    // The run's counters: the publisher handed 7 records to the gates, and
+    // owns the cut-short record and the one no table maps; each table's
+    // row says what it stored.
+    assert_eq!(
+        csv(
+            dir.path(),
+            "SELECT name, publisher, type, subscriptions, events, muted, malformed, unmapped \
+             FROM osquery_events ORDER BY type, name"
+        ),
+        "name,publisher,type,subscriptions,events,muted,malformed,unmapped\n\
+         openbsm,openbsm,publisher,4,7,0,1,1\n\
+         process_events,openbsm,subscriber,1,3,0,0,0\n\
+         process_file_events,openbsm,subscriber,1,2,0,0,0\n\
+         socket_events,openbsm,subscriber,1,1,0,0,0\n\
+         user_events,openbsm,subscriber,1,1,0,0,0\n"
+    );
 }
 
 #[test]

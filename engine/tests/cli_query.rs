@@ -219,10 +219,13 @@ fn ddl_and_dml_fail_with_a_message_and_a_non_zero_exit() {
 #[test]
 fn unknown_table_error_lists_the_tables() {
     let dir = fixture();
-    let out = sluice(dir.path(), &["query", "SELECT * FROM processes"], None);
+    let out = sluice(dir.path(), &["query", "SELECT * FROM no_such_table"], None);
     assert_eq!(out.status.code(), Some(1));
     let message = stderr(&out);
-    assert!(message.contains("unknown table 'processes'"), "{message}");
+    assert!(
+        message.contains("unknown table 'no_such_table'"),
+        "{message}"
+    );
     for def in sluice_schemas::TABLES {
         assert!(message.contains(def.name), "{message}");
     }
@@ -269,6 +272,11 @@ fn piped_shell_prints_tables_schema_and_results() {
     let tables: Vec<String> = sluice_schemas::TABLES
         .iter()
         .map(|t| format!("  => {}", t.name))
+        .chain(
+            sluice::host::HOST_TABLES
+                .iter()
+                .map(|t| format!("  => {} {}", t.name, sluice::host::HOST_TABLE_LABEL)),
+        )
         .collect();
     assert_eq!(lines[..tables.len()], tables[..], "{text}");
     let schema = lines[tables.len()];

@@ -34,6 +34,7 @@ pub mod backpressure;
 pub mod bsm;
 pub mod builders;
 pub mod eslogger;
+pub mod fim;
 pub mod gates;
 pub mod json;
 pub mod replay;

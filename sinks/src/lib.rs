@@ -1,23 +1,37 @@
 //! Where sluice's Arrow batches go once they leave the ingest pipeline.
 //!
-//! The data's life here: the engine's router hands this crate one
+//! The data's life here: the engine's router hands [`Storage`] one
 //! [`RecordBatch`](arrow::array::RecordBatch) at a time, tagged with its table
-//! name. The [`ParquetPersister`] splits each batch by the UTC hour of its
-//! `time` column, sorts each part by time, and writes it as an immutable,
-//! zstd-compressed Parquet file under
-//! `DATA_DIR/<table>/date=YYYY-MM-DD/hour=HH/` ([`layout`]). A file appears
-//! under its `.parquet` name only when complete (the `publish` module), so the query
-//! engine, which lists those directories, never reads half a file.
-//!
-//! This crate will also own the rest of a batch's storage life: the hot
-//! in-memory tail (queryable before it is persisted), the write-ahead log
-//! that lets unpersisted batches survive `kill -9`, upload to an object
-//! store, retention by age and bytes, and compaction of small files. Today it
-//! holds the Parquet persister and the layout.
+//! name. It is appended to the write-ahead log ([`wal`], Arrow IPC, fsync
+//! policy) and then to the in-memory hot tail ([`hot_tail`]), where queries
+//! see it at once; only then is it acknowledged. The roller ([`storage`])
+//! concatenates a table's hot batches and, by size or age, has the
+//! [`ParquetPersister`] split them by the UTC hour of `time`, sort them, and
+//! write one immutable zstd Parquet file per table-hour under
+//! `DATA_DIR/<table>/date=YYYY-MM-DD/hour=HH/` ([`layout`]), published
+//! atomically (the `publish` module); the WAL is then checkpointed and
+//! trimmed. [`retention`] deletes what is too old or too big, [`compaction`]
+//! merges an hour's small files, and [`object_store`] uploads published
+//! files. A reader that lists `*.parquet` under a table never sees a partial
+//! file nor a row twice (the rule is in [`storage`]).
 
+pub mod compaction;
+pub mod hot_tail;
 pub mod layout;
+pub mod object_store;
 pub mod parquet_persister;
 mod publish;
+pub mod retention;
+pub mod storage;
+pub mod wal;
 
+pub use compaction::{CompactionPolicy, CompactionReport};
+pub use hot_tail::HotTail;
 pub use layout::{PartitionKey, partition_dir};
 pub use parquet_persister::{ParquetPersister, PersistError, PersistOptions};
+pub use retention::{RetentionPolicy, RetentionReport};
+pub use storage::{
+    AppendAck, RecoveryReport, Storage, StorageError, StorageEvent, StorageListener,
+    StorageOptions, StorageStats, WalRange,
+};
+pub use wal::{FsyncPolicy, WalOptions};

@@ -221,6 +221,19 @@ impl ParquetPersister {
     /// the second of two partitions fails, the first stays published and the
     /// error does not list it.
     pub fn persist(&self, table: &str, batch: &RecordBatch) -> Result<Vec<PathBuf>, PersistError> {
+        self.persist_tagged(table, batch, None)
+    }
+
+    /// Like [`ParquetPersister::persist`], with `tag` appended to every file
+    /// stem: `<stem>-<tag>.parquet`. The storage layer uses it to name the WAL
+    /// sequence range a file holds (see [`crate::storage`]); `tag` must be a
+    /// plain name fragment (no `/`, no leading `.`).
+    pub fn persist_tagged(
+        &self,
+        table: &str,
+        batch: &RecordBatch,
+        tag: Option<&str>,
+    ) -> Result<Vec<PathBuf>, PersistError> {
         validate_table_name(table)?;
         let time = time_column(table, batch)?;
         if batch.num_rows() == 0 {
@@ -229,18 +242,37 @@ impl ParquetPersister {
         let properties = self.writer_properties(&batch.schema())?;
         let parts = split_by_hour(table, batch, time)?;
 
-        let mut published = Vec::with_capacity(parts.len());
-        for (key, part) in parts {
-            let dir = partition_dir(&self.data_dir, table, key);
-            let path = self.write_file(&dir, &part, properties.clone())?;
+        // Two phases: every part is written and fsynced under its temporary
+        // name first, then all are renamed. A failure while writing (a full
+        // disk) therefore publishes nothing, and a caller that retries the
+        // same rows cannot store a part twice.
+        let mut staged = Vec::with_capacity(parts.len());
+        for (key, part) in &parts {
+            let dir = partition_dir(&self.data_dir, table, *key);
+            staged.push(self.stage_file(&dir, part, properties.clone(), tag)?);
+        }
+        let mut published: Vec<PathBuf> = Vec::with_capacity(parts.len());
+        for (file, (key, part)) in staged.into_iter().zip(&parts) {
+            let final_path = file.final_path.clone();
+            if let Err(err) = file.publish() {
+                // Take back what this call already published, so that the
+                // call as a whole either stores the rows or does not.
+                // (The failing file itself may be in place if only the
+                // directory fsync failed; its name is unique, so removing it
+                // cannot touch anything else.)
+                for path in published.iter().chain([&final_path]) {
+                    let _ = std::fs::remove_file(path);
+                }
+                return Err(err);
+            }
             tracing::debug!(
                 table,
                 partition = %key,
                 rows = part.num_rows(),
-                path = %path.display(),
+                path = %final_path.display(),
                 "published parquet file"
             );
-            published.push(path);
+            published.push(final_path);
         }
         Ok(published)
     }
@@ -271,16 +303,50 @@ impl ParquetPersister {
             .build())
     }
 
+    /// Writes one already sorted, single-hour `batch` of `table` as a new file
+    /// in `dir` (any directory under the data dir, e.g. compaction's staging
+    /// area), named `<stem>[-<tag>].parquet`, published atomically.
+    pub(crate) fn write_sorted_part(
+        &self,
+        table: &str,
+        dir: &Path,
+        batch: &RecordBatch,
+        tag: Option<&str>,
+    ) -> Result<PathBuf, PersistError> {
+        validate_table_name(table)?;
+        let properties = self.writer_properties(&batch.schema())?;
+        self.write_file(dir, batch, properties, tag)
+    }
+
     /// Writes `batch` as a new file in `dir` and publishes it atomically.
     fn write_file(
         &self,
         dir: &Path,
         batch: &RecordBatch,
         properties: WriterProperties,
+        tag: Option<&str>,
     ) -> Result<PathBuf, PersistError> {
+        let staged = self.stage_file(dir, batch, properties, tag)?;
+        let final_path = staged.final_path.clone();
+        staged.publish()?;
+        Ok(final_path)
+    }
+
+    /// Writes and fsyncs `batch` under a temporary name in `dir`, ready to
+    /// be published under its final name.
+    fn stage_file(
+        &self,
+        dir: &Path,
+        batch: &RecordBatch,
+        properties: WriterProperties,
+        tag: Option<&str>,
+    ) -> Result<StagedFile, PersistError> {
         create_private_dir_all(&self.data_dir, dir).map_err(io_error("creating directory", dir))?;
 
-        let final_name = format!("{}.parquet", unique_file_stem());
+        let final_name = match tag {
+            Some(tag) => format!("{}-{tag}.parquet", unique_file_stem()),
+            None => format!("{}.parquet", unique_file_stem()),
+        };
         let final_path = dir.join(&final_name);
         let temp_path = dir.join(crate::publish::temp_name(&final_name));
         let file = create_private_file(&temp_path)
@@ -300,12 +366,23 @@ impl ParquetPersister {
         file.sync_all()
             .map_err(io_error("fsyncing temporary file", temp.path()))?;
         drop(file);
+        Ok(StagedFile { temp, final_path })
+    }
+}
 
-        temp.publish(&final_path).map_err(io_error(
+/// A complete, fsynced file under its temporary name. Dropping it removes it.
+struct StagedFile {
+    temp: TempFileGuard,
+    final_path: PathBuf,
+}
+
+impl StagedFile {
+    /// Renames the file to its final name and fsyncs the directory.
+    fn publish(self) -> Result<(), PersistError> {
+        self.temp.publish(&self.final_path).map_err(io_error(
             "publishing (rename + directory fsync)",
-            &final_path,
-        ))?;
-        Ok(final_path)
+            &self.final_path,
+        ))
     }
 }
 
@@ -320,7 +397,7 @@ fn io_error<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> P
 
 /// Rejects table names that are not one plain directory name, so that a
 /// table can never write outside its own directory under the data dir.
-fn validate_table_name(table: &str) -> Result<(), PersistError> {
+pub(crate) fn validate_table_name(table: &str) -> Result<(), PersistError> {
     let reason = if table.is_empty() {
         Some("it is empty")
     } else if table.starts_with('.') {
@@ -340,7 +417,10 @@ fn validate_table_name(table: &str) -> Result<(), PersistError> {
 }
 
 /// The batch's `time` column, which must exist and be Int64.
-fn time_column<'a>(table: &str, batch: &'a RecordBatch) -> Result<&'a Int64Array, PersistError> {
+pub(crate) fn time_column<'a>(
+    table: &str,
+    batch: &'a RecordBatch,
+) -> Result<&'a Int64Array, PersistError> {
     let column =
         batch
             .column_by_name(TIME_COLUMN)
@@ -388,7 +468,7 @@ fn sorting_columns(schema: &Schema) -> Option<Vec<SortingColumn>> {
 
 /// Sorts `batch` by `time`, `time_ns`, original position, and splits it into
 /// one batch per hour partition, oldest partition first.
-fn split_by_hour(
+pub(crate) fn split_by_hour(
     table: &str,
     batch: &RecordBatch,
     time: &Int64Array,

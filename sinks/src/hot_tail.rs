@@ -1,0 +1,258 @@
+//! The hot tail: the newest batches of each table, in memory, queryable at once.
+//!
+//! A batch enters the tail right after its WAL record is written (so it is
+//! both durable and visible within the time it takes to decode it) and
+//! leaves when the roller has published it as Parquet. Queries take a
+//! [`HotTail::snapshot`], a cheap clone of the table's batches (Arrow arrays
+//! are reference counted), and read it next to the Parquet files.
+//!
+//! A roll holds the tail's write lock from the moment its files are
+//! published until its batches are removed ([`HotTail::roll`]), and a
+//! reader that lists Parquet files while holding the read lock
+//! ([`HotTail::with_snapshot`]) therefore sees each row exactly once: in the
+//! tail, or in a file, never both and never neither.
+//!
+//! The tail counts its Arrow memory against a budget; the storage layer
+//! rolls early when it is exceeded and refuses appends (counted as drops)
+//! when it cannot roll, e.g. on a full disk.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+
+/// One batch in the tail, with the WAL sequence number that made it durable.
+#[derive(Debug, Clone)]
+pub struct HotBatch {
+    /// The WAL record's sequence number.
+    pub seq: u64,
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Arrow memory of `batch`, as counted against the budget.
+    pub bytes: usize,
+    /// When it entered the tail.
+    pub appended: Instant,
+}
+
+/// Size and age of one table's tail.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailStats {
+    /// Batches held.
+    pub batches: usize,
+    /// Rows held.
+    pub rows: usize,
+    /// Arrow memory held.
+    pub bytes: usize,
+    /// When the oldest batch entered, if any.
+    pub oldest: Option<Instant>,
+}
+
+#[derive(Debug, Default)]
+struct TableTail {
+    batches: VecDeque<HotBatch>,
+    rows: usize,
+    bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    by_table: BTreeMap<String, TableTail>,
+    bytes: usize,
+}
+
+/// The in-memory tail of every table. `Send + Sync`; share it by reference
+/// or in an `Arc`.
+#[derive(Debug)]
+pub struct HotTail {
+    tables: RwLock<Tables>,
+    budget_bytes: usize,
+}
+
+impl HotTail {
+    /// An empty tail that may hold `budget_bytes` of Arrow memory.
+    pub fn new(budget_bytes: usize) -> Self {
+        HotTail {
+            tables: RwLock::new(Tables::default()),
+            budget_bytes,
+        }
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Tables> {
+        // Each critical section leaves the maps consistent, so a panic in
+        // another thread does not make the data unusable.
+        self.tables.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The memory budget.
+    pub fn budget_bytes(&self) -> usize {
+        self.budget_bytes
+    }
+
+    /// Arrow memory held over all tables.
+    pub fn bytes(&self) -> usize {
+        self.read().bytes
+    }
+
+    /// Whether adding `extra` bytes would go over the budget.
+    pub fn would_exceed(&self, extra: usize) -> bool {
+        self.read().bytes.saturating_add(extra) > self.budget_bytes
+    }
+
+    /// Adds a batch of `table` that the WAL numbered `seq`.
+    pub fn push(&self, table: &str, seq: u64, batch: RecordBatch) {
+        let bytes = batch.get_array_memory_size();
+        let rows = batch.num_rows();
+        let mut tables = self.write();
+        tables.bytes += bytes;
+        let tail = match tables.by_table.get_mut(table) {
+            Some(tail) => tail,
+            None => tables.by_table.entry(table.to_string()).or_default(),
+        };
+        tail.rows += rows;
+        tail.bytes += bytes;
+        tail.batches.push_back(HotBatch {
+            seq,
+            batch,
+            bytes,
+            appended: Instant::now(),
+        });
+    }
+
+    /// The batches of `table` now in the tail, oldest first (a cheap clone).
+    pub fn snapshot(&self, table: &str) -> Vec<RecordBatch> {
+        self.with_snapshot(table, |batches| batches)
+    }
+
+    /// Calls `f` with a snapshot of `table` while no roll can publish or
+    /// remove anything, so `f` can list the table's Parquet files and get a
+    /// view in which every row appears exactly once.
+    pub fn with_snapshot<R>(&self, table: &str, f: impl FnOnce(Vec<RecordBatch>) -> R) -> R {
+        let tables = self.read();
+        let batches = tables
+            .by_table
+            .get(table)
+            .map(|t| t.batches.iter().map(|b| b.batch.clone()).collect())
+            .unwrap_or_default();
+        f(batches)
+    }
+
+    /// Size and age of every table's tail, by table name.
+    pub fn stats(&self) -> Vec<(String, TailStats)> {
+        self.read()
+            .by_table
+            .iter()
+            .map(|(name, tail)| {
+                (
+                    name.clone(),
+                    TailStats {
+                        batches: tail.batches.len(),
+                        rows: tail.rows,
+                        bytes: tail.bytes,
+                        oldest: tail.batches.front().map(|b| b.appended),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// The smallest sequence number still held by any table, if any.
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.read()
+            .by_table
+            .values()
+            .filter_map(|t| t.batches.front().map(|b| b.seq))
+            .min()
+    }
+
+    /// The smallest sequence number each table with batches holds.
+    pub fn oldest_seq_by_table(&self) -> Vec<(String, u64)> {
+        self.read()
+            .by_table
+            .iter()
+            .filter_map(|(name, t)| Some((name.clone(), t.batches.front()?.seq)))
+            .collect()
+    }
+
+    /// Rolls `table`: calls `publish` with all its batches while holding the
+    /// write lock and, if it succeeds, removes them. On error the batches
+    /// stay, to be rolled again later.
+    pub fn roll<E>(
+        &self,
+        table: &str,
+        publish: impl FnOnce(&[HotBatch]) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        let mut tables = self.write();
+        let Some(tail) = tables.by_table.get_mut(table) else {
+            return Ok(0);
+        };
+        if tail.batches.is_empty() {
+            return Ok(0);
+        }
+        publish(tail.batches.make_contiguous())?;
+        let freed = tail.bytes;
+        let rows = tail.rows;
+        tail.batches.clear();
+        tail.bytes = 0;
+        tail.rows = 0;
+        tables.bytes -= freed;
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+    use std::sync::Arc;
+
+    fn batch(n: i64) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("time", DataType::Int64, true)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(0..n))]).unwrap()
+    }
+
+    #[test]
+    fn snapshots_see_pushed_batches_until_rolled() {
+        let tail = HotTail::new(1 << 20);
+        tail.push("t", 1, batch(3));
+        tail.push("u", 2, batch(1));
+        tail.push("t", 3, batch(2));
+        let rows: usize = tail.snapshot("t").iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 5);
+        assert_eq!(tail.oldest_seq(), Some(1));
+
+        let failed: Result<usize, &str> = tail.roll("t", |_| Err("disk full"));
+        assert!(failed.is_err());
+        assert_eq!(
+            tail.snapshot("t").len(),
+            2,
+            "a failed roll keeps the batches"
+        );
+
+        let mut seqs = Vec::new();
+        let rolled = tail
+            .roll("t", |batches| {
+                seqs.extend(batches.iter().map(|b| b.seq));
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert_eq!((rolled, seqs), (5, vec![1, 3]));
+        assert!(tail.snapshot("t").is_empty());
+        assert_eq!(tail.oldest_seq(), Some(2));
+        assert_eq!(tail.bytes(), tail.stats()[1].1.bytes);
+    }
+
+    #[test]
+    fn budget_is_counted() {
+        let tail = HotTail::new(100);
+        assert!(!tail.would_exceed(100));
+        tail.push("t", 1, batch(1000));
+        assert!(tail.bytes() >= 8000);
+        assert!(tail.would_exceed(0));
+    }
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the sinks integration tests.
+
+pub mod s3_server;
