@@ -294,6 +294,24 @@ impl SluiceFlightSql {
         }
     }
 
+    /// The `FlightInfo` of a catalog listing (catalogs, schemas, tables,
+    /// table types, SqlInfo): the command itself is the ticket, answered by
+    /// the matching `do_get_*`.
+    fn listing_info(
+        &self,
+        command: &impl ProstMessageExt,
+        schema: &Schema,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.authorize(request.metadata())?;
+        let info = flight_info(
+            schema,
+            command.as_any().encode_to_vec(),
+            request.into_inner(),
+        )?;
+        Ok(Response::new(info))
+    }
+
     fn session(&self) -> Result<SessionContext, Status> {
         (self.sessions)().map_err(|e| Status::internal(e.to_string()))
     }
@@ -507,14 +525,8 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(request.metadata())?;
         let schema = query.into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        self.listing_info(&query, &schema, request)
     }
 
     async fn get_flight_info_schemas(
@@ -522,14 +534,8 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        self.listing_info(&query, &schema, request)
     }
 
     async fn get_flight_info_tables(
@@ -537,14 +543,8 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(request.metadata())?;
         let schema = query.clone().into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        self.listing_info(&query, &schema, request)
     }
 
     async fn get_flight_info_table_types(
@@ -552,14 +552,8 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(request.metadata())?;
         let schema = query.into_builder().schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        self.listing_info(&query, &schema, request)
     }
 
     async fn get_flight_info_sql_info(
@@ -567,14 +561,8 @@ impl FlightSqlService for SluiceFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.authorize(request.metadata())?;
         let schema = query.clone().into_builder(sql_info()).schema();
-        let info = flight_info(
-            &schema,
-            query.as_any().encode_to_vec(),
-            request.into_inner(),
-        )?;
-        Ok(Response::new(info))
+        self.listing_info(&query, &schema, request)
     }
 
     async fn do_get_statement(

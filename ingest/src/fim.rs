@@ -27,6 +27,7 @@
 //! the event and counts it (`backpressure`), as every live source does.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -322,6 +323,9 @@ pub struct FileEventsBuilder {
     time_ns: TimestampNanosecondBuilder,
     rows: usize,
     eid_counter: u64,
+    /// Reused for the text columns rendered from numbers (mode, eid), so a
+    /// row costs no allocation.
+    buf: String,
 }
 
 impl Default for FileEventsBuilder {
@@ -355,6 +359,7 @@ impl FileEventsBuilder {
             time_ns: TimestampNanosecondBuilder::new().with_timezone("UTC"),
             rows: 0,
             eid_counter: 0,
+            buf: String::with_capacity(16),
         }
     }
 
@@ -379,7 +384,10 @@ impl FileEventsBuilder {
                 self.inode.append_value(stat.inode);
                 self.uid.append_value(stat.uid);
                 self.gid.append_value(stat.gid);
-                self.mode.append_value(format!("{:04o}", stat.mode));
+                self.buf.clear();
+                // Writing to a String cannot fail.
+                let _ = write!(self.buf, "{:04o}", stat.mode);
+                self.mode.append_value(&self.buf);
                 self.size.append_value(stat.size);
                 self.atime.append_value(stat.atime);
                 self.mtime.append_value(stat.mtime);
@@ -407,7 +415,9 @@ impl FileEventsBuilder {
         self.time
             .append_value(row.time_ns.div_euclid(1_000_000_000));
         self.eid_counter += 1;
-        self.eid.append_value(format!("{:010}", self.eid_counter));
+        self.buf.clear();
+        let _ = write!(self.buf, "{:010}", self.eid_counter);
+        self.eid.append_value(&self.buf);
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }
