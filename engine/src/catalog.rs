@@ -1,37 +1,35 @@
-//! The SQL catalog: every sluice table as a DataFusion table over its Parquet
-//! files.
+//! The SQL catalog: every sluice table over its Parquet files (and, in the
+//! daemon, its hot tail).
 //!
 //! The persister writes `DATA_DIR/<table>/date=YYYY-MM-DD/hour=HH/<file>.parquet`.
-//! [`open_catalog`] registers one [`ListingTable`] per table of
-//! [`sluice_schemas::TABLES`] over `DATA_DIR/<table>/`, so a query sees every
-//! complete file below that directory:
+//! [`open_catalog`] registers one [`EventTable`] per table of
+//! [`sluice_schemas::TABLES`] over `DATA_DIR/<table>/`:
 //!
 //! - The schema is the table's own ([`TableDef::schema`]), never inferred from
 //!   the files: a table with no files yet still has all its columns, and a
 //!   stray file cannot change what a query sees.
 //! - The `date=`/`hour=` directories are not turned into partition columns, so
-//!   the columns are exactly osquery's plus sluice's. Time-range queries are
-//!   pruned on `time`/`time_ns` through the Parquet statistics instead (row
-//!   group and page index pruning, filter pushdown).
+//!   the columns are exactly osquery's plus sluice's. A filter on `time` or
+//!   `time_ns` skips the hour directories outside its window before listing
+//!   them, then row groups and pages through the Parquet statistics
+//!   ([`crate::tables`]).
 //! - Only names ending in `.parquet` are read, so the persister's temporary
-//!   `*.tmp` files stay invisible until they are renamed into place.
+//!   `.*.tmp` files stay invisible until they are renamed into place.
 //! - A missing table directory, or a missing data dir, is an empty table:
 //!   querying never creates anything on disk.
-//! - Files are listed again for every query (no listing cache), so a
-//!   long-running shell sees files persisted after it started.
+//! - Files are listed again for every query, so a long-running shell sees
+//!   files persisted after it started.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
 use datafusion::error::DataFusionError;
 use datafusion::execution::cache::cache_manager::CacheManagerConfig;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use sluice_schemas::TableDef;
+
+use crate::tables::{EventTable, TableFiles};
 
 /// The extension of the files the catalog reads.
 pub const PARQUET_EXTENSION: &str = ".parquet";
@@ -88,6 +86,24 @@ pub enum CatalogError {
 /// Nothing is created on disk; a missing `data_dir` only logs a warning (a
 /// mistyped `--data-dir` would otherwise look like an empty history).
 pub fn open_catalog(data_dir: &Path) -> Result<SessionContext, CatalogError> {
+    open_catalog_inner(data_dir, None)
+}
+
+/// Like [`open_catalog`], for a process that also writes `data_dir`
+/// through `storage` (the daemon): each event table reads the storage's hot
+/// tail as well as its Parquet files, so a row can be queried as soon as
+/// it is appended, and is read exactly once (see [`crate::tables`]).
+pub fn open_catalog_live(
+    data_dir: &Path,
+    storage: Arc<sluice_sinks::Storage>,
+) -> Result<SessionContext, CatalogError> {
+    open_catalog_inner(data_dir, Some(storage))
+}
+
+fn open_catalog_inner(
+    data_dir: &Path,
+    live: Option<Arc<sluice_sinks::Storage>>,
+) -> Result<SessionContext, CatalogError> {
     match std::fs::metadata(data_dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {
@@ -120,32 +136,19 @@ pub fn open_catalog(data_dir: &Path) -> Result<SessionContext, CatalogError> {
     // SQLite's and osquery's functions, the dialect options and the limits.
     crate::sql::install(&ctx, limits);
 
-    // ParquetFormat carries its own copy of the Parquet read options; take the
-    // session's so that the pushdown settings below reach the scans.
-    let state = ctx.state();
-    let parquet_options = state.default_table_options().parquet;
-    let statistics_cache = state.runtime_env().cache_manager.get_file_statistic_cache();
-
-    let data_url = directory_url(data_dir)?;
-    for def in sluice_schemas::TABLES {
-        let url = format!("{data_url}{}/", def.name);
-        let register = |url: &str| -> Result<(), DataFusionError> {
-            let format = ParquetFormat::default().with_options(parquet_options.clone());
-            let options =
-                ListingOptions::new(Arc::new(format)).with_file_extension(PARQUET_EXTENSION);
-            let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
-                .with_listing_options(options)
-                .with_schema(def.schema());
-            let table = ListingTable::try_new(config)?.with_cache(statistics_cache.clone());
-            ctx.register_table(def.name, Arc::new(table))?;
-            Ok(())
-        };
-        register(&url).map_err(|source| CatalogError::Register {
-            table: def.name,
-            url,
-            source,
-        })?;
-    }
+    let data_dir = std::path::absolute(data_dir).map_err(|source| CatalogError::Inspect {
+        path: data_dir.to_path_buf(),
+        source,
+    })?;
+    // Checked here so that the per-query file URLs cannot fail later.
+    directory_url(&data_dir)?;
+    register_event_tables(
+        &ctx,
+        |def| TableFiles::Local {
+            dir: data_dir.join(def.name),
+        },
+        live,
+    )?;
     // Live tables of this host (processes, users, hash, …); see `host`.
     let ctx = crate::host::register(ctx).map_err(CatalogError::HostTables)?;
     Ok(ctx)
@@ -163,30 +166,56 @@ pub fn open_catalog_with_store(
 ) -> Result<SessionContext, CatalogError> {
     let ctx = open_catalog(data_dir)?;
     ctx.register_object_store(location.root_url(), location.store().clone());
+    for def in sluice_schemas::TABLES {
+        ctx.deregister_table(def.name)
+            .map_err(|source| CatalogError::Register {
+                table: def.name,
+                url: location.directory_url(def.name),
+                source,
+            })?;
+    }
+    register_event_tables(
+        &ctx,
+        |def| TableFiles::Store {
+            store: location.store().clone(),
+            root: location.root_url().to_string(),
+            prefix: location.key(def.name),
+        },
+        None,
+    )?;
+    Ok(ctx)
+}
+
+/// Registers every table of [`sluice_schemas::TABLES`] as an
+/// [`EventTable`] over the files `files_of` names.
+fn register_event_tables(
+    ctx: &SessionContext,
+    files_of: impl Fn(&'static TableDef) -> TableFiles,
+    live: Option<Arc<sluice_sinks::Storage>>,
+) -> Result<(), CatalogError> {
+    // ParquetFormat carries its own copy of the Parquet read options; take the
+    // session's so that the pushdown settings reach the scans.
     let state = ctx.state();
     let parquet_options = state.default_table_options().parquet;
     let statistics_cache = state.runtime_env().cache_manager.get_file_statistic_cache();
     for def in sluice_schemas::TABLES {
-        let url = location.directory_url(def.name);
-        let register = |url: &str| -> Result<(), DataFusionError> {
-            let format = ParquetFormat::default().with_options(parquet_options.clone());
-            let options =
-                ListingOptions::new(Arc::new(format)).with_file_extension(PARQUET_EXTENSION);
-            let config = ListingTableConfig::new(ListingTableUrl::parse(url)?)
-                .with_listing_options(options)
-                .with_schema(def.schema());
-            let table = ListingTable::try_new(config)?.with_cache(statistics_cache.clone());
-            ctx.deregister_table(def.name)?;
-            ctx.register_table(def.name, Arc::new(table))?;
-            Ok(())
-        };
-        register(&url).map_err(|source| CatalogError::Register {
-            table: def.name,
-            url,
-            source,
-        })?;
+        let files = files_of(def);
+        let url = format!("{files:?}");
+        let table = EventTable::new(
+            def,
+            files,
+            live.clone(),
+            parquet_options.clone(),
+            statistics_cache.clone(),
+        );
+        ctx.register_table(def.name, Arc::new(table))
+            .map_err(|source| CatalogError::Register {
+                table: def.name,
+                url,
+                source,
+            })?;
     }
-    Ok(ctx)
+    Ok(())
 }
 
 /// The CREATE TABLE statement osquery's shell prints for `.schema`, e.g.
@@ -231,12 +260,26 @@ fn session_config() -> SessionConfig {
 /// glob and could not tell a missing directory from a file; a URL ending in
 /// `/` is always a directory.
 fn directory_url(dir: &Path) -> Result<String, CatalogError> {
-    let absolute = std::path::absolute(dir).map_err(|source| CatalogError::Inspect {
-        path: dir.to_path_buf(),
+    let mut url = path_url(dir)?;
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    Ok(url)
+}
+
+/// `file` (a Parquet file found by listing) as a `file://` URL; see
+/// [`directory_url`] for why by hand.
+pub(crate) fn file_url(file: &Path) -> datafusion::common::Result<String> {
+    path_url(file).map_err(|e| DataFusionError::External(Box::new(e)))
+}
+
+fn path_url(path: &Path) -> Result<String, CatalogError> {
+    let absolute = std::path::absolute(path).map_err(|source| CatalogError::Inspect {
+        path: path.to_path_buf(),
         source,
     })?;
     let text = absolute.to_str().ok_or_else(|| CatalogError::NonUtf8Path {
-        path: dir.to_path_buf(),
+        path: path.to_path_buf(),
     })?;
     let mut url = String::with_capacity(text.len() + 8);
     url.push_str("file://");
@@ -246,9 +289,6 @@ fn directory_url(dir: &Path) -> Result<String, CatalogError> {
         } else {
             url.push_str(&format!("%{byte:02X}"));
         }
-    }
-    if !url.ends_with('/') {
-        url.push('/');
     }
     Ok(url)
 }
@@ -393,6 +433,51 @@ pub(crate) mod tests {
             .await,
             1
         );
+    }
+
+    #[tokio::test]
+    async fn hours_outside_the_time_window_are_never_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_process_events(
+            dir.path(),
+            "date=2024-01-01/hour=05/good.parquet",
+            &[(1, "/bin/ls", 1_704_085_200 + 10)],
+        );
+        // Not Parquet at all: any attempt to read it fails the query.
+        let poisoned = dir
+            .path()
+            .join("es_process_events/date=2024-01-01/hour=04/poisoned.parquet");
+        std::fs::create_dir_all(poisoned.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&poisoned, b"not parquet").expect("write");
+        let ctx = open_catalog(dir.path()).expect("catalog");
+        // 2024-01-01T05:00:00Z = 1704085200; hour 04 lies wholly before it.
+        for window in [
+            "time >= 1704085200",
+            "time BETWEEN 1704085200 AND 1704088799",
+            "time_ns >= TIMESTAMP '2024-01-01T05:00:00Z'",
+            "time >= strftime('%s', '2024-01-01 05:00:00')",
+            "time > strftime('%s', '2024-01-01 06:00:00') - 3601",
+        ] {
+            // Through the dialect front end, as `sluice query` runs it.
+            let sql = format!("SELECT count(*) AS n FROM es_process_events WHERE {window}");
+            let mut out = Vec::new();
+            crate::query::run(&ctx, &sql, crate::output::OutputFormat::Jsonl, &mut out)
+                .await
+                .unwrap_or_else(|e| panic!("{window}: {e}"));
+            assert_eq!(
+                String::from_utf8(out).expect("utf8"),
+                "{\"n\":1}\n",
+                "{window}"
+            );
+        }
+        // Without a window the poisoned file is read, and the query says so.
+        let unpruned = ctx
+            .sql("SELECT count(*) FROM es_process_events")
+            .await
+            .expect("plan")
+            .collect()
+            .await;
+        assert!(unpruned.is_err(), "the poisoned file was not read");
     }
 
     #[tokio::test]

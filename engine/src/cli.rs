@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! sluice [--log-format text|json] ingest [--data-dir DIR] [--format eslogger] FILE|-
-//! sluice [--log-format text|json] query  [--data-dir DIR] [--format table|json|csv|line] SQL
+//! sluice [--log-format text|json] query  [--data-dir DIR] [--format table|json|jsonl|csv|line|parquet] [--out FILE] SQL
 //! sluice [--log-format text|json] shell  [--data-dir DIR]
 //! sluice bsm dump [--style l|n|raw] [--short] FILE|-
+//! sluice [--log-format text|json] run [--config FILE] [--data-dir DIR]
+//! sluice status [--data-dir DIR] [--config FILE] [--metrics ADDR] [--raw]
+//! sluice bench firehose [--events N] [--rate-multiples 1,4] [--json FILE] [--svg FILE]
 //! sluice export [--data-dir DIR] --to URL [--table T]… [--since T] [--until T] [--layout hive|security-lake] [--format parquet|ocsf]
 //! ```
 //!
@@ -58,6 +61,18 @@ pub enum Command {
         #[command(subcommand)]
         command: BsmCommand,
     },
+    /// Measure the pipeline: `bench firehose` runs the ES firehose end to
+    /// end and reports throughput, CPU, memory, bytes and query latency.
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        command: crate::bench::BenchCommand,
+    },
+    /// Run the daemon: live sources, storage, the Flight SQL server and
+    /// Prometheus metrics, until SIGTERM or SIGINT (SIGHUP reloads).
+    Run(crate::daemon::RunArgs),
+    /// Show the figures of a running daemon (from its metrics endpoint).
+    Status(crate::daemon::status::StatusArgs),
     /// Serve the tables to Flight SQL clients (JDBC/DBeaver, ADBC, Python);
     /// loopback only unless a token is set.
     Serve(crate::flight::ServeArgs),
@@ -109,6 +124,10 @@ pub struct QueryArgs {
     /// files) instead of the data dir.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Write the result to this file (mode 0600, replaced atomically) instead
+    /// of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     /// The SQL to run (read-only; several statements may be separated by ';').
     pub sql: String,
 }

@@ -24,10 +24,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bench;
 pub mod bsm_cmd;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod data_dir;
 pub mod export;
 pub mod flight;
@@ -38,3 +40,4 @@ pub mod output;
 pub mod query;
 pub mod shell;
 pub mod sql;
+pub mod tables;

@@ -20,6 +20,20 @@ fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        // Builds its own runtime for the queries it times.
+        Command::Bench { command } => match sluice::bench::run(&command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        // Builds its own runtime: the daemon's threads are not all async.
+        Command::Run(args) => match sluice::daemon::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
+        Command::Status(args) => match sluice::daemon::status::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        },
         Command::Bsm { command } => match sluice::bsm_cmd::run(&command) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => fail(&e),
@@ -47,14 +61,14 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             };
             let data_dir = args.data_dir.resolve();
-            let result = match &args.store {
-                Some(url) => runtime.block_on(query_store(&data_dir, url, &args.sql, args.format)),
-                None => runtime.block_on(sluice::query::run_command(
-                    &data_dir,
-                    &args.sql,
-                    args.format,
-                )),
-            };
+            let result =
+                runtime.block_on(sluice::query::run_command(sluice::query::QueryCommand {
+                    data_dir: &data_dir,
+                    store: args.store.as_deref(),
+                    sql: &args.sql,
+                    format: args.format,
+                    out: args.out.as_deref(),
+                }));
             match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e),
@@ -93,20 +107,6 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
             None
         }
     }
-}
-
-/// `sluice query --store URL`: the event tables from the object store.
-async fn query_store(
-    data_dir: &std::path::Path,
-    url: &str,
-    sql: &str,
-    format: sluice::output::OutputFormat,
-) -> Result<(), sluice::query::QueryError> {
-    let location = sluice_sinks::object_store::StoreLocation::parse(url)
-        .map_err(sluice::catalog::CatalogError::from)?;
-    let ctx = sluice::catalog::open_catalog_with_store(data_dir, &location)?;
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    sluice::query::run(&ctx, sql, format, &mut out).await
 }
 
 fn fail(error: &dyn std::fmt::Display) -> ExitCode {

@@ -1,10 +1,12 @@
-//! How query results are printed: an aligned table, JSON lines, CSV, or one
-//! `column = value` per line.
+//! How query results are printed: an aligned table, a JSON array, JSON
+//! lines, CSV, one `column = value` per line, or a Parquet file.
 //!
-//! The formats are for people (`table`, `line`) and for pipes (`json`, `csv`).
-//! Both pipe formats print something useful for an empty result: CSV still has
-//! its header, so a consumer can tell "no rows" from "no output", and JSON
-//! lines prints nothing, one object per row being the whole contract.
+//! The formats are for people (`table`, `line`), for pipes (`json`,
+//! `jsonl`, `csv`) and for data tools (`parquet`). Each prints something
+//! useful for an empty result: CSV still has its header and Parquet its
+//! schema, so a consumer can tell "no rows" from "no output"; `json` prints
+//! `[]`; JSON lines prints nothing, one object per row being the whole
+//! contract.
 
 use std::fmt;
 use std::io::Write;
@@ -21,32 +23,46 @@ pub enum OutputFormat {
     /// An aligned table with a header, for reading in a terminal.
     #[default]
     Table,
-    /// Newline-delimited JSON: one object per row, NULL columns included as
-    /// `null`, timestamps as RFC 3339 strings.
+    /// One JSON array of objects (as `osqueryi --json` prints), NULL
+    /// columns included as `null`, timestamps as RFC 3339 strings.
     Json,
+    /// Newline-delimited JSON: one object per row, otherwise as `json`.
+    Jsonl,
     /// CSV with a header row.
     Csv,
     /// osqueryi's line mode: `column = value`, one per line, a blank line
     /// between rows.
     Line,
+    /// A zstd-compressed Parquet file with the result's own schema (binary:
+    /// for `--out FILE` or a pipe, never a terminal).
+    Parquet,
 }
 
 impl OutputFormat {
-    /// Every format, in the order `.mode` lists them.
-    pub const ALL: [OutputFormat; 4] = [
+    /// Every format.
+    pub const ALL: [OutputFormat; 6] = [
         OutputFormat::Table,
         OutputFormat::Json,
+        OutputFormat::Jsonl,
         OutputFormat::Csv,
         OutputFormat::Line,
+        OutputFormat::Parquet,
     ];
+
+    /// Whether the format is text a terminal can show (all but Parquet).
+    pub fn is_text(self) -> bool {
+        self != OutputFormat::Parquet
+    }
 
     /// The format's name, as the CLI and `.mode` spell it.
     pub fn name(self) -> &'static str {
         match self {
             OutputFormat::Table => "table",
             OutputFormat::Json => "json",
+            OutputFormat::Jsonl => "jsonl",
             OutputFormat::Csv => "csv",
             OutputFormat::Line => "line",
+            OutputFormat::Parquet => "parquet",
         }
     }
 }
@@ -59,7 +75,7 @@ impl fmt::Display for OutputFormat {
 
 /// A format name that is not one of [`OutputFormat::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown output format {0:?}; expected one of table, json, csv, line")]
+#[error("unknown output format {0:?}; expected one of table, json, jsonl, csv, line, parquet")]
 pub struct UnknownFormat(pub String);
 
 impl FromStr for OutputFormat {
@@ -133,11 +149,38 @@ pub fn write_batches(
         OutputFormat::Json => {
             let mut writer = arrow::json::WriterBuilder::new()
                 .with_explicit_nulls(true)
+                .build::<_, arrow::json::writer::JsonArray>(&mut *out);
+            for batch in batches {
+                writer.write(batch).map_err(encode)?;
+            }
+            // Prints `[]` for no rows.
+            writer.finish().map_err(encode)?;
+            writeln!(out).map_err(io)?;
+        }
+        OutputFormat::Jsonl => {
+            let mut writer = arrow::json::WriterBuilder::new()
+                .with_explicit_nulls(true)
                 .build::<_, arrow::json::writer::LineDelimited>(&mut *out);
             for batch in batches {
                 writer.write(batch).map_err(encode)?;
             }
             writer.finish().map_err(encode)?;
+        }
+        OutputFormat::Parquet => {
+            // ArrowWriter wants an owned `Write + Send`; the file is built in
+            // memory (the rows already are) and written in one go.
+            let parquet = |source: parquet::errors::ParquetError| encode(source.into());
+            let properties = parquet::file::properties::WriterProperties::builder()
+                .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+                .build();
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(Vec::new(), schema.clone(), Some(properties))
+                    .map_err(parquet)?;
+            for batch in batches {
+                writer.write(batch).map_err(parquet)?;
+            }
+            let bytes = writer.into_inner().map_err(parquet)?;
+            out.write_all(&bytes).map_err(io)?;
         }
         OutputFormat::Csv => {
             let mut writer = arrow::csv::WriterBuilder::new()
@@ -235,10 +278,48 @@ mod tests {
     }
 
     #[test]
-    fn json_is_one_object_per_row_with_explicit_nulls_and_rfc3339_times() {
+    fn json_is_an_array_and_empty_is_an_empty_array() {
         let (schema, batch) = sample();
         assert_eq!(
             render(OutputFormat::Json, &schema, &[batch]),
+            "[{\"pid\":1,\"path\":\"/bin/ls\",\"time_ns\":\"2024-01-01T00:00:00Z\"},\
+             {\"pid\":22,\"path\":null,\"time_ns\":null}]\n"
+        );
+        assert_eq!(render(OutputFormat::Json, &schema, &[]), "[]\n");
+    }
+
+    #[test]
+    fn parquet_round_trips_rows_and_keeps_the_schema_without_rows() {
+        let (schema, batch) = sample();
+        let mut out = Vec::new();
+        write_batches(
+            OutputFormat::Parquet,
+            &schema,
+            std::slice::from_ref(&batch),
+            &mut out,
+        )
+        .expect("write");
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+            bytes::Bytes::from(out),
+            1024,
+        )
+        .expect("reader");
+        let read: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("read");
+        assert_eq!(read, vec![batch]);
+        let mut empty = Vec::new();
+        write_batches(OutputFormat::Parquet, &schema, &[], &mut empty).expect("write");
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            bytes::Bytes::from(empty),
+        )
+        .expect("reader");
+        assert_eq!(builder.schema().fields(), schema.fields());
+    }
+
+    #[test]
+    fn jsonl_is_one_object_per_row_with_explicit_nulls_and_rfc3339_times() {
+        let (schema, batch) = sample();
+        assert_eq!(
+            render(OutputFormat::Jsonl, &schema, &[batch]),
             "{\"pid\":1,\"path\":\"/bin/ls\",\"time_ns\":\"2024-01-01T00:00:00Z\"}\n\
              {\"pid\":22,\"path\":null,\"time_ns\":null}\n"
         );

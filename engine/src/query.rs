@@ -70,6 +70,18 @@ pub enum QueryError {
     /// The results could not be printed.
     #[error(transparent)]
     Output(#[from] OutputError),
+    /// The options cannot work together (Parquet to a terminal, several
+    /// results in one Parquet file).
+    #[error("{0}")]
+    Usage(String),
+    /// The `--out` file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    OutFile {
+        /// The file asked for.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
 }
 
 /// DataFusion's message on one line: a resources-exhausted error lists the
@@ -165,7 +177,14 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<(), QueryError> {
     let timeout = sql::query_limits(ctx).timeout;
-    for plan in plan(ctx, sql).await? {
+    let plans = plan(ctx, sql).await?;
+    if format == OutputFormat::Parquet && plans.len() > 1 {
+        return Err(QueryError::Usage(format!(
+            "--format parquet writes one result, but the SQL has {} statements",
+            plans.len()
+        )));
+    }
+    for plan in plans {
         // On its own task, so that the timer fires even while the query's
         // operators are busy, and so that a timed-out query can be aborted.
         let session = ctx.clone();
@@ -197,15 +216,47 @@ pub async fn run(
     Ok(())
 }
 
-/// `sluice query`: opens the catalog over `data_dir` and runs `sql`, printing
-/// to standard output. A reader that stops reading early (`| head`) is not an
-/// error.
-pub async fn run_command(
-    data_dir: &Path,
-    sql: &str,
-    format: OutputFormat,
-) -> Result<(), QueryError> {
-    let ctx = catalog::open_catalog(data_dir)?;
+/// What `sluice query` reads and where it writes.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryCommand<'a> {
+    /// The data dir (tables, and the host tables' context).
+    pub data_dir: &'a Path,
+    /// An object store URL to read the event tables from instead.
+    pub store: Option<&'a str>,
+    /// The SQL.
+    pub sql: &'a str,
+    /// The output format.
+    pub format: OutputFormat,
+    /// A file to write instead of standard output.
+    pub out: Option<&'a Path>,
+}
+
+/// `sluice query`: opens the catalog and runs the SQL, printing to standard
+/// output or writing `out`. A reader that stops reading early (`| head`) is
+/// not an error.
+///
+/// `out` is written to a temporary name beside it (mode 0600: results are
+/// event history) and renamed into place only when every statement has
+/// succeeded, so a failed query never leaves half a file, and a reader never
+/// sees one.
+pub async fn run_command(command: QueryCommand<'_>) -> Result<(), QueryError> {
+    use std::io::IsTerminal;
+    if command.format == OutputFormat::Parquet
+        && command.out.is_none()
+        && std::io::stdout().is_terminal()
+    {
+        return Err(QueryError::Usage(
+            "--format parquet is binary; write it with --out FILE or into a pipe".into(),
+        ));
+    }
+    let ctx = match command.store {
+        Some(url) => {
+            let location = sluice_sinks::object_store::StoreLocation::parse(url)
+                .map_err(CatalogError::from)?;
+            catalog::open_catalog_with_store(command.data_dir, &location)?
+        }
+        None => catalog::open_catalog(command.data_dir)?,
+    };
     // A query busy in an operator that never yields cannot be aborted from
     // inside; a one-shot command can still stop on time, by exiting. The
     // in-runtime timeout in `run` fires first whenever the query yields.
@@ -215,11 +266,55 @@ pub async fn run_command(
         eprintln!("sluice: error: {}", QueryError::Timeout(timeout));
         std::process::exit(1);
     });
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    match run(&ctx, sql, format, &mut out).await {
-        Err(QueryError::Output(e)) if e.is_broken_pipe() => Ok(()),
-        other => other,
+    match command.out {
+        Some(path) => write_out_file(&ctx, command.sql, command.format, path).await,
+        None => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            match run(&ctx, command.sql, command.format, &mut out).await {
+                Err(QueryError::Output(e)) if e.is_broken_pipe() => Ok(()),
+                other => other,
+            }
+        }
     }
+}
+
+/// Runs `sql` into `path`, atomically; see [`run_command`].
+async fn write_out_file(
+    ctx: &SessionContext,
+    sql: &str,
+    format: OutputFormat,
+    path: &Path,
+) -> Result<(), QueryError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let out_error = |source| QueryError::OutFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| QueryError::Usage(format!("--out {}: not a file name", path.display())))?;
+    let mut temporary_name = std::ffi::OsString::from(".");
+    temporary_name.push(name);
+    temporary_name.push(format!(".{}.tmp", std::process::id()));
+    let temporary = path.with_file_name(temporary_name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(out_error)?;
+    let mut writer = std::io::BufWriter::new(file);
+    let result = async {
+        run(ctx, sql, format, &mut writer).await?;
+        let file = writer.into_inner().map_err(|e| out_error(e.into_error()))?;
+        file.sync_all().map_err(out_error)?;
+        std::fs::rename(&temporary, path).map_err(out_error)
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    result
 }
 
 /// Turns a planning error into [`QueryError::UnknownTable`] when the statement

@@ -27,7 +27,7 @@ use crate::query::{self, QueryError};
 const HELP: &str = "\
 .exit             Leave the shell
 .help             Show this help
-.mode [MODE]      Show or set the output mode: table, json, csv or line
+.mode [MODE]      Show or set the output mode: table, json, jsonl, csv or line
 .quit             Leave the shell
 .schema [TABLE]   Show the CREATE TABLE statement of TABLE, or of every table
 .tables           List the tables
@@ -196,7 +196,11 @@ impl Shell {
                 writeln!(out, "current output mode: {}", self.mode).map_err(ShellError::Write)?
             }
             (".mode", Some(name)) => match name.parse::<OutputFormat>() {
-                Ok(mode) => self.mode = mode,
+                Ok(mode) if mode.is_text() => self.mode = mode,
+                Ok(mode) => self.report(
+                    err,
+                    &format!("{mode} is binary; use sluice query --format {mode} --out FILE"),
+                )?,
                 Err(e) => self.report(err, &e)?,
             },
             (other, _) => self.report(
@@ -460,12 +464,17 @@ mod tests {
         assert_eq!(s.take_out(), " pid = 42\npath = /bin/ls\n");
         s.feed(".mode json\nSELECT pid FROM es_process_events;")
             .await;
+        assert_eq!(s.take_out(), "[{\"pid\":42}]\n");
+        s.feed(".mode jsonl\nSELECT pid FROM es_process_events;")
+            .await;
         assert_eq!(s.take_out(), "{\"pid\":42}\n");
         s.feed(".mode").await;
-        assert_eq!(s.take_out(), "current output mode: json\n");
+        assert_eq!(s.take_out(), "current output mode: jsonl\n");
         s.feed(".mode xml").await;
         assert!(s.take_err().contains("unknown output format"));
-        assert_eq!(s.shell.mode(), OutputFormat::Json);
+        s.feed(".mode parquet").await;
+        assert!(s.take_err().contains("parquet is binary"));
+        assert_eq!(s.shell.mode(), OutputFormat::Jsonl);
     }
 
     #[tokio::test]

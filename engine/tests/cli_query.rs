@@ -107,7 +107,7 @@ fn query_json_gives_exact_rows() {
         &[
             "query",
             "--format",
-            "json",
+            "jsonl",
             "SELECT pid, path, cmdline, time, time_ns FROM es_process_events ORDER BY pid",
         ],
         None,
@@ -124,9 +124,12 @@ fn query_json_gives_exact_rows() {
 fn query_json_filters_on_a_time_range() {
     let dir = fixture();
     let sql = "SELECT pid FROM es_process_events WHERE time_ns >= TIMESTAMP '2024-01-01T00:00:02Z'";
-    let out = sluice(dir.path(), &["query", "--format", "json", sql], None);
+    let out = sluice(dir.path(), &["query", "--format", "jsonl", sql], None);
     assert_success(&out);
     assert_eq!(stdout(&out), "{\"pid\":102}\n");
+    let out = sluice(dir.path(), &["query", "--format", "json", sql], None);
+    assert_success(&out);
+    assert_eq!(stdout(&out), "[{\"pid\":102}]\n");
 }
 
 #[test]
@@ -158,7 +161,7 @@ fn empty_table_returns_zero_rows_without_error() {
     let dir = fixture();
     let out = sluice(
         dir.path(),
-        &["query", "--format", "json", "SELECT * FROM socket_events"],
+        &["query", "--format", "jsonl", "SELECT * FROM socket_events"],
         None,
     );
     assert_success(&out);
@@ -181,7 +184,7 @@ fn empty_table_returns_zero_rows_without_error() {
         &[
             "query",
             "--format",
-            "json",
+            "jsonl",
             "SELECT count(*) AS n FROM file_events",
         ],
         None,
@@ -307,6 +310,86 @@ fn piped_shell_queries_data_and_fails_the_script_on_errors() {
     assert_eq!(stdout(&out), "pid\n101\n102\nthree\n3\n");
     assert!(
         stderr(&out).contains("Error: unknown table 'nope'"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn parquet_out_file_is_private_complete_and_readable() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = fixture();
+    let out_dir = tempfile::tempdir().expect("tempdir");
+    let target = out_dir.path().join("result.parquet");
+    let target_arg = target.to_str().expect("utf8");
+    let sql = "SELECT pid, path FROM es_process_events ORDER BY pid";
+    let out = sluice(
+        dir.path(),
+        &["query", "--format", "parquet", "--out", target_arg, sql],
+        None,
+    );
+    assert_success(&out);
+    assert_eq!(stdout(&out), "");
+    let mode = std::fs::metadata(&target)
+        .expect("out file")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "results are event history");
+    let file = std::fs::File::open(&target).expect("open");
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024)
+        .expect("a Parquet file");
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().expect("read");
+    let pids: Vec<i64> = batches
+        .iter()
+        .flat_map(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("pid is Int64")
+                .values()
+                .to_vec()
+        })
+        .collect();
+    assert_eq!(pids, [101, 102]);
+
+    // A failing query leaves neither the file nor a temporary beside it.
+    let failed = out_dir.path().join("failed.csv");
+    let out = sluice(
+        dir.path(),
+        &[
+            "query",
+            "--format",
+            "csv",
+            "--out",
+            failed.to_str().expect("utf8"),
+            "SELECT no_such_column FROM es_process_events",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no_such_column"), "{}", stderr(&out));
+    let names: Vec<_> = std::fs::read_dir(out_dir.path())
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["result.parquet"]);
+
+    // One Parquet file holds one result.
+    let out = sluice(
+        dir.path(),
+        &[
+            "query",
+            "--format",
+            "parquet",
+            "--out",
+            target_arg,
+            "SELECT 1; SELECT 2",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("writes one result"),
         "{}",
         stderr(&out)
     );

@@ -1,12 +1,36 @@
-//! A seeded generator of realistic eslogger lines.
+//! A seeded generator of realistic EndpointSecurity traffic, as eslogger
+//! JSON lines or as decoded rows.
 //!
 //! Benchmarks need input shaped like a real Mac's firehose: mostly `open`
 //! and `close` of deep paths under `/Users`, `/Library`, `/System` and
-//! `/private/var`, cache files with random names, full process objects with
-//! both `stat` blocks, and now and then an `exec` with arguments and
-//! environment. The same seed always gives the same lines.
+//! `/private/var`, cache files with random names and a long tail of
+//! directories, full process objects with both `stat` blocks, and now and
+//! then an `exec` with arguments and environment, a `fork` or an `exit`.
+//! A population of processes (a configurable number, cycling through real
+//! macOS executables) does the work, and event time moves forward by a
+//! configurable mean gap. The same seed always gives the same events.
+//!
+//! Each event is first *drawn* (every random choice made, in a fixed order)
+//! and then *rendered*, either as the line eslogger would print
+//! ([`EsloggerFirehose::next_line`]) or as the two ES tables' rows that the
+//! decoder would make of that line ([`EsloggerFirehose::next_rows`]), which
+//! skips JSON entirely. The two renderings of a seed are the same events:
+//! decoding the lines gives the same batches as building the rows (a test
+//! below holds them to that), so a benchmark can tell parsing cost from the
+//! rest of the pipeline. [`DirectRows`] passes drawn rows through the gates
+//! into the builders, as the decoder does with parsed ones.
 
 use std::io::Write as _;
+
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
+
+use crate::builders::{
+    EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
+};
+use crate::gates::{GateEvent, Gates};
+use crate::text::push_osquery_arg;
 
 /// A small, fast, seedable PRNG (SplitMix64); statistical quality is ample
 /// for shaping test data.
@@ -35,7 +59,7 @@ impl SplitMix64 {
 }
 
 /// Relative weights of the event types in the generated stream.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventMix {
     /// `open`.
     pub open: u32,
@@ -74,31 +98,172 @@ impl Default for EventMix {
     }
 }
 
-const KINDS: [&str; 9] = [
+impl EventMix {
+    /// Every kind equally often.
+    pub fn uniform() -> Self {
+        Self {
+            open: 1,
+            close: 1,
+            write: 1,
+            create: 1,
+            rename: 1,
+            unlink: 1,
+            exec: 1,
+            fork: 1,
+            exit: 1,
+        }
+    }
+
+    fn weights(&self) -> [u32; 9] {
+        [
+            self.open,
+            self.close,
+            self.write,
+            self.create,
+            self.rename,
+            self.unlink,
+            self.exec,
+            self.fork,
+            self.exit,
+        ]
+    }
+
+    fn weight_mut(&mut self, kind: &str) -> Option<&mut u32> {
+        Some(match kind {
+            "open" => &mut self.open,
+            "close" => &mut self.close,
+            "write" => &mut self.write,
+            "create" => &mut self.create,
+            "rename" => &mut self.rename,
+            "unlink" => &mut self.unlink,
+            "exec" => &mut self.exec,
+            "fork" => &mut self.fork,
+            "exit" => &mut self.exit,
+            _ => return None,
+        })
+    }
+
+    /// Parses `open=55,close=30,exec=2`: kinds not named get weight 0.
+    /// `default` is the default mix.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim() == "default" {
+            return Ok(Self::default());
+        }
+        let mut mix = Self {
+            open: 0,
+            close: 0,
+            write: 0,
+            create: 0,
+            rename: 0,
+            unlink: 0,
+            exec: 0,
+            fork: 0,
+            exit: 0,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (kind, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected KIND=WEIGHT"))?;
+            let slot = mix.weight_mut(kind.trim()).ok_or_else(|| {
+                format!(
+                    "{kind:?} is not an event kind (one of {})",
+                    KINDS.join(", ")
+                )
+            })?;
+            *slot = weight
+                .trim()
+                .parse()
+                .map_err(|_| format!("{weight:?} is not a whole number"))?;
+        }
+        if mix.weights().iter().all(|&w| w == 0) {
+            return Err(format!("{text:?}: every weight is 0"));
+        }
+        Ok(mix)
+    }
+}
+
+/// The kinds, in the order of [`EventMix`]'s fields.
+pub const KINDS: [&str; 9] = [
     "open", "close", "write", "create", "rename", "unlink", "exec", "fork", "exit",
 ];
+const EVENT_TYPE_NUMBERS: [i64; 9] = [10, 12, 33, 13, 25, 32, 9, 11, 15];
+const OPEN: usize = 0;
+const CLOSE: usize = 1;
+const WRITE: usize = 2;
+const CREATE: usize = 3;
+const RENAME: usize = 4;
+const UNLINK: usize = 5;
+const EXEC: usize = 6;
+const FORK: usize = 7;
+
+/// The environment of every generated exec, unescaped.
+const EXEC_ENV: [&str; 4] = [
+    "PATH=/usr/bin:/bin:/usr/sbin:/sbin",
+    "HOME=/Users/alice",
+    "LANG=en_US.UTF-8",
+    "TMPDIR=/var/folders/7x/k2l1z9xj3qb5v6m0d8w4c2yh0000gn/T/",
+];
+const EXEC_CWD: &str = "/Users/alice";
 
 struct SyntheticProcess {
     pid: u32,
     pidversion: u32,
     ppid: u32,
     uid: u32,
-    executable: String,
+    executable: &'static str,
     signing_id: &'static str,
     team_id: Option<&'static str>,
     cdhash: String,
     platform: bool,
 }
 
-/// Generates eslogger JSON lines.
+impl SyntheticProcess {
+    fn codesigning_flags(&self) -> u32 {
+        if self.platform { 0x2600_0001 } else { 0x1_0301 }
+    }
+}
+
+/// Every random choice of one event, drawn before it is rendered so that
+/// both renderings consume the generator identically.
+#[derive(Debug, Clone, Copy, Default)]
+struct Draw {
+    kind: usize,
+    time_ns: i64,
+    seq: u64,
+    global_seq: u64,
+    thread_id: u64,
+    /// The acting process.
+    process: usize,
+    /// The exec target or the fork child.
+    other: usize,
+    /// open's `fflag`, close's `modified`, exit's `stat`, exec's argc.
+    small: u64,
+    /// rename's source suffix; exec's argument values.
+    extra: u64,
+    /// Seeds the `stat` blocks, which only the JSON shows.
+    stat_seed: u64,
+}
+
+/// Generates eslogger JSON lines, or the rows they decode into.
 pub struct EsloggerFirehose {
     rng: SplitMix64,
     mix_cumulative: [u32; 9],
     processes: Vec<SyntheticProcess>,
     time_ns: i64,
+    mean_gap_ns: i64,
     seq: [u64; 9],
     global_seq: u64,
     version: u32,
+    draw: Draw,
+    /// The target path of the current event.
+    path: Vec<u8>,
+    /// rename's source path.
+    source: Vec<u8>,
+    /// Joined exec arguments and environment (rows only).
+    cmdline: Vec<u8>,
+    env: Vec<u8>,
+    /// One exec argument at a time (rows only).
+    arg: Vec<u8>,
 }
 
 const EXECUTABLES: [(&str, &str, Option<&str>, bool); 10] = [
@@ -149,31 +314,53 @@ const EXECUTABLES: [(&str, &str, Option<&str>, bool); 10] = [
     ),
 ];
 
-const ROOTS: [&str; 6] = [
-    "/Users/alice/Library/Caches/com.apple.Safari/WebKitCache/Version 16/Records",
-    "/Users/alice/Library/Application Support/Google/Chrome/Default/IndexedDB/https_mail.google.com_0.indexeddb.leveldb",
-    "/private/var/folders/7x/k2l1z9xj3qb5v6m0d8w4c2yh0000gn/T/com.apple.mdworker_shared",
-    "/System/Library/Frameworks/AppKit.framework/Versions/C/Resources/English.lproj",
-    "/Library/Application Support/com.apple.TCC",
-    "/Users/alice/src/project/target/debug/.fingerprint",
+/// Where files live, weighted: caches and temporary folders take most of
+/// the traffic; system resources and build trees the rest.
+const ROOTS: [(&str, u32); 8] = [
+    (
+        "/Users/alice/Library/Caches/com.apple.Safari/WebKitCache/Version 16/Records",
+        20,
+    ),
+    (
+        "/Users/alice/Library/Application Support/Google/Chrome/Default/IndexedDB/https_mail.google.com_0.indexeddb.leveldb",
+        15,
+    ),
+    (
+        "/private/var/folders/7x/k2l1z9xj3qb5v6m0d8w4c2yh0000gn/T/com.apple.mdworker_shared",
+        20,
+    ),
+    (
+        "/System/Library/Frameworks/AppKit.framework/Versions/C/Resources/English.lproj",
+        15,
+    ),
+    ("/Library/Application Support/com.apple.TCC", 5),
+    ("/Users/alice/src/project/target/debug/.fingerprint", 10),
+    ("/private/var/db/diagnostics/Persist", 10),
+    ("/Users/alice/Documents", 5),
 ];
+const ROOT_WEIGHT_TOTAL: u32 = 100;
+const EXTENSIONS: [&str; 7] = ["db", "plist", "json", "lock", "tmp", "dylib", "o"];
+
+/// The first event's time: 2024-05-01T12:00:00Z.
+pub const DEFAULT_START_NS: i64 = 1_714_564_800_000_000_000;
 
 impl EsloggerFirehose {
-    /// A generator seeded with `seed`, emitting messages of ES version 9,
-    /// starting at 2024-05-01T12:00:00Z.
+    /// A generator seeded with `seed`, with 64 processes, emitting messages
+    /// of ES version 9 from [`DEFAULT_START_NS`], 50 µs apart on average.
     pub fn new(seed: u64, mix: &EventMix) -> Self {
-        let weights = [
-            mix.open, mix.close, mix.write, mix.create, mix.rename, mix.unlink, mix.exec, mix.fork,
-            mix.exit,
-        ];
+        Self::with_processes(seed, mix, 64)
+    }
+
+    /// Like [`new`](Self::new) with `count` processes (at least 1).
+    pub fn with_processes(seed: u64, mix: &EventMix, count: usize) -> Self {
         let mut mix_cumulative = [0u32; 9];
         let mut sum = 0;
-        for (slot, w) in mix_cumulative.iter_mut().zip(weights) {
+        for (slot, w) in mix_cumulative.iter_mut().zip(mix.weights()) {
             sum += w;
             *slot = sum;
         }
         let mut rng = SplitMix64::new(seed);
-        let processes = (0..64)
+        let processes = (0..count.max(1))
             .map(|i| {
                 let (path, signing_id, team_id, platform) = EXECUTABLES[i % EXECUTABLES.len()];
                 let pid = 300 + (rng.below(60_000) as u32);
@@ -186,7 +373,7 @@ impl EsloggerFirehose {
                     pidversion: pid + 7,
                     ppid: 1 + rng.below(300) as u32,
                     uid: if platform { 0 } else { 501 },
-                    executable: path.to_string(),
+                    executable: path,
                     signing_id,
                     team_id,
                     cdhash,
@@ -198,10 +385,17 @@ impl EsloggerFirehose {
             rng,
             mix_cumulative,
             processes,
-            time_ns: 1_714_564_800_000_000_000,
+            time_ns: DEFAULT_START_NS,
+            mean_gap_ns: 50_000,
             seq: [0; 9],
             global_seq: 0,
             version: 9,
+            draw: Draw::default(),
+            path: Vec::with_capacity(256),
+            source: Vec::with_capacity(256),
+            cmdline: Vec::with_capacity(256),
+            env: Vec::with_capacity(256),
+            arg: Vec::with_capacity(64),
         }
     }
 
@@ -212,8 +406,31 @@ impl EsloggerFirehose {
         self
     }
 
-    /// Appends one line, newline included, to `out`.
-    pub fn next_line(&mut self, out: &mut Vec<u8>) {
+    /// Starts event time at `time_ns` (nanoseconds since the epoch).
+    pub fn with_start_time_ns(mut self, time_ns: i64) -> Self {
+        self.time_ns = time_ns;
+        self
+    }
+
+    /// Moves event time forward by `gap_ns` on average per event (uniform
+    /// in `gap/2 ..= 3·gap/2`), e.g. `1e9 / rate` for a given offered rate.
+    pub fn with_mean_gap_ns(mut self, gap_ns: i64) -> Self {
+        self.mean_gap_ns = gap_ns.max(2);
+        self
+    }
+
+    /// Events generated so far.
+    pub fn generated(&self) -> u64 {
+        self.global_seq
+    }
+
+    /// The time of the latest event, nanoseconds since the epoch.
+    pub fn time_ns(&self) -> i64 {
+        self.time_ns
+    }
+
+    /// Makes every random choice of the next event.
+    fn draw_next(&mut self) {
         let total = self.mix_cumulative[8].max(1);
         let pick = self.rng.below(u64::from(total)) as u32;
         let kind = self
@@ -221,61 +438,111 @@ impl EsloggerFirehose {
             .iter()
             .position(|&c| pick < c)
             .unwrap_or(0);
-        self.time_ns += 20_000 + self.rng.below(60_000) as i64;
+        let half = self.mean_gap_ns / 2;
+        self.time_ns += half + self.rng.below(self.mean_gap_ns as u64 + 1) as i64;
         self.seq[kind] += 1;
         self.global_seq += 1;
-        let proc_index = self.rng.below(self.processes.len() as u64) as usize;
-        let path = self.random_path();
-        let time = format_rfc3339(self.time_ns);
-        let event_type = [10, 12, 33, 13, 25, 32, 9, 11, 15][kind];
+        let n = self.processes.len() as u64;
+        let process = self.rng.below(n) as usize;
+        let other = self.rng.below(n) as usize;
+        let small = self.rng.next_u64();
+        let extra = self.rng.next_u64();
+        let stat_seed = self.rng.next_u64();
+        let thread_id = 4_000_000 + self.rng.below(100_000);
+        self.draw = Draw {
+            kind,
+            time_ns: self.time_ns,
+            seq: self.seq[kind],
+            global_seq: self.global_seq,
+            thread_id,
+            process,
+            other,
+            small,
+            extra,
+            stat_seed,
+        };
+        self.random_path();
+        if kind == RENAME {
+            self.source.clear();
+            self.source.extend_from_slice(&self.path);
+            let _ = write!(self.source, ".sb-{:08x}", extra as u32);
+        }
+    }
+
+    /// A Mac-like path: a weighted root, zero to three random directories
+    /// (the long tail), and a random file name.
+    fn random_path(&mut self) {
+        let mut pick = self.rng.below(u64::from(ROOT_WEIGHT_TOTAL)) as u32;
+        let mut root = ROOTS[0].0;
+        for (candidate, weight) in ROOTS {
+            if pick < weight {
+                root = candidate;
+                break;
+            }
+            pick -= weight;
+        }
+        self.path.clear();
+        self.path.extend_from_slice(root.as_bytes());
+        for _ in 0..self.rng.below(4) {
+            let _ = write!(self.path, "/{:08x}", self.rng.next_u64() as u32);
+        }
+        let ext = EXTENSIONS[self.rng.below(EXTENSIONS.len() as u64) as usize];
+        let _ = write!(self.path, "/{:016x}.{ext}", self.rng.next_u64());
+    }
+
+    fn exec_argc(draw: &Draw) -> u64 {
+        1 + draw.small % 6
+    }
+
+    /// Writes the JSON line of the drawn event to `out`, newline included.
+    fn render_line(&mut self, out: &mut Vec<u8>) {
+        let d = self.draw;
+        let mut stat_rng = SplitMix64::new(d.stat_seed);
+        let time = format_rfc3339(d.time_ns);
+        // Every stat block of the line shows the same times; format them once.
+        let stat_time = format_rfc3339(d.time_ns - 86_400_000_000_000);
         // Keys in an order eslogger really uses: not alphabetical, not stable.
         let _ = write!(
             out,
             r#"{{"schema_version":1,"mach_time":{},"event_type":{},"thread":{{"thread_id":{}}},"version":{},"seq_num":{},"event":{{"{}":"#,
-            self.time_ns / 41,
-            event_type,
-            4_000_000 + self.rng.below(100_000),
+            d.time_ns / 41,
+            EVENT_TYPE_NUMBERS[d.kind],
+            d.thread_id,
             self.version,
-            self.seq[kind],
-            KINDS[kind]
+            d.seq,
+            KINDS[d.kind]
         );
-        match kind {
-            0 => {
-                let _ = write!(out, r#"{{"fflag":{},"file":"#, 1 + self.rng.below(3));
-                self.write_file(out, &path);
+        let path = &self.path;
+        let split = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        let (dir, name) = (&path[..split], &path[split + 1..]);
+        match d.kind {
+            OPEN => {
+                let _ = write!(out, r#"{{"fflag":{},"file":"#, 1 + d.small % 3);
+                write_file(out, path, &stat_time, &mut stat_rng);
                 out.push(b'}');
             }
-            1 => {
+            CLOSE => {
                 let _ = write!(
                     out,
                     r#"{{"modified":{},"was_mapped_writable":false,"target":"#,
-                    self.rng.below(4) == 0
+                    d.small.is_multiple_of(4)
                 );
-                self.write_file(out, &path);
+                write_file(out, path, &stat_time, &mut stat_rng);
                 out.push(b'}');
             }
-            2 | 5 => {
+            WRITE | UNLINK => {
                 out.extend_from_slice(br#"{"target":"#);
-                self.write_file(out, &path);
-                if kind == 5 {
+                write_file(out, path, &stat_time, &mut stat_rng);
+                if d.kind == UNLINK {
                     out.extend_from_slice(br#","parent_dir":"#);
-                    let dir = path
-                        .rsplit_once('/')
-                        .map(|(d, _)| d.to_string())
-                        .unwrap_or_default();
-                    self.write_file(out, &dir);
+                    write_file(out, dir, &stat_time, &mut stat_rng);
                 }
                 out.push(b'}');
             }
-            3 | 4 => {
-                let (dir, name) = path
-                    .rsplit_once('/')
-                    .map(|(d, n)| (d.to_string(), n.to_string()))
-                    .unwrap_or_default();
-                if kind == 4 {
+            CREATE | RENAME => {
+                if d.kind == RENAME {
                     out.extend_from_slice(br#"{"source":"#);
-                    let source = format!("{path}.sb-{:x}", self.rng.next_u64() as u32);
-                    self.write_file(out, &source);
+                    write_file(out, &self.source, &stat_time, &mut stat_rng);
                     out.extend_from_slice(
                         br#","destination_type":1,"destination":{"new_path":{"filename":"#,
                     );
@@ -284,82 +551,197 @@ impl EsloggerFirehose {
                         br#"{"destination_type":1,"destination":{"new_path":{"filename":"#,
                     );
                 }
-                write_json_str(out, &name);
+                write_json_str(out, name);
                 out.extend_from_slice(br#","mode":420,"dir":"#);
-                self.write_file(out, &dir);
+                write_file(out, dir, &stat_time, &mut stat_rng);
                 out.extend_from_slice(b"}}}");
             }
-            6 => {
+            EXEC => {
+                let target = &self.processes[d.other];
                 out.extend_from_slice(br#"{"dyld_exec_path":"#);
-                let target = &self.processes[self.rng.below(self.processes.len() as u64) as usize];
-                write_json_str(out, &target.executable);
+                write_json_str(out, target.executable.as_bytes());
                 out.extend_from_slice(br#","script":null,"image_cputype":16777228,"image_cpusubtype":-2147483646,"last_fd":2,"fds":[{"fd":0,"fdtype":1},{"fd":1,"fdtype":1},{"fd":2,"fdtype":1}],"args":["#);
-                let argc = 1 + self.rng.below(6);
-                for i in 0..argc {
+                for i in 0..Self::exec_argc(&d) {
+                    if i > 0 {
+                        out.push(b',');
+                        let _ = write!(out, "\"--flag-{i}={}\"", arg_value(d.extra, i));
+                    } else {
+                        write_json_str(out, target.executable.as_bytes());
+                    }
+                }
+                out.extend_from_slice(br#"],"env":["#);
+                for (i, entry) in EXEC_ENV.iter().enumerate() {
                     if i > 0 {
                         out.push(b',');
                     }
-                    if i == 0 {
-                        let exe = self.processes[proc_index].executable.clone();
-                        write_json_str(out, &exe);
-                    } else {
-                        write_json_str(out, &format!("--flag-{}={}", i, self.rng.below(1000)));
-                    }
+                    write_json_str(out, entry.as_bytes());
                 }
-                out.extend_from_slice(br#"],"env":["PATH=\/usr\/bin:\/bin:\/usr\/sbin:\/sbin","HOME=\/Users\/alice","LANG=en_US.UTF-8","TMPDIR=\/var\/folders\/7x\/k2l1z9xj3qb5v6m0d8w4c2yh0000gn\/T\/"],"cwd":"#);
-                self.write_file(out, "/Users/alice");
+                out.extend_from_slice(br#"],"cwd":"#);
+                write_file(out, EXEC_CWD.as_bytes(), &stat_time, &mut stat_rng);
                 out.extend_from_slice(br#","target":"#);
-                let target_index = self.rng.below(self.processes.len() as u64) as usize;
-                self.write_process(out, target_index);
+                self.write_process(out, d.other, &stat_time, &mut stat_rng);
                 out.push(b'}');
             }
-            7 => {
+            FORK => {
                 out.extend_from_slice(br#"{"child":"#);
-                let child = self.rng.below(self.processes.len() as u64) as usize;
-                self.write_process(out, child);
+                self.write_process(out, d.other, &stat_time, &mut stat_rng);
                 out.push(b'}');
             }
             _ => {
-                let _ = write!(out, r#"{{"stat":{}}}"#, self.rng.below(2) * 256);
+                let _ = write!(out, r#"{{"stat":{}}}"#, (d.small % 2) * 256);
             }
         }
         let _ = write!(
             out,
             r#"}},"time":"{}","action":{{"result":{{"result":{{"auth":0}},"result_type":0}}}},"global_seq_num":{},"process":"#,
-            time, self.global_seq
+            time, d.global_seq
         );
-        self.write_process(out, proc_index);
+        self.write_process(out, d.process, &stat_time, &mut stat_rng);
         out.extend_from_slice(b",\"action_type\":1}\n");
     }
 
-    fn random_path(&mut self) -> String {
-        let root = ROOTS[self.rng.below(ROOTS.len() as u64) as usize];
-        let mut path = String::with_capacity(160);
-        path.push_str(root);
-        for _ in 0..self.rng.below(4) {
-            path.push_str(&format!("/{:08x}", self.rng.next_u64() as u32));
+    /// Appends one line, newline included, to `out`.
+    pub fn next_line(&mut self, out: &mut Vec<u8>) {
+        self.draw_next();
+        self.render_line(out);
+    }
+
+    /// Writes `events` lines to `out`, for a replay later (`sluice ingest
+    /// FILE`). Returns the bytes written.
+    pub fn write_lines(
+        &mut self,
+        out: &mut impl std::io::Write,
+        events: u64,
+    ) -> std::io::Result<u64> {
+        let mut buf = Vec::with_capacity(1 << 20);
+        let mut written = 0u64;
+        for _ in 0..events {
+            self.next_line(&mut buf);
+            if buf.len() >= (1 << 20) - 8192 {
+                out.write_all(&buf)?;
+                written += buf.len() as u64;
+                buf.clear();
+            }
         }
-        let ext = ["db", "plist", "json", "lock", "tmp", "dylib", "o"][self.rng.below(7) as usize];
-        path.push_str(&format!("/{:016x}.{ext}", self.rng.next_u64()));
-        path
+        out.write_all(&buf)?;
+        written += buf.len() as u64;
+        out.flush()?;
+        Ok(written)
     }
 
-    fn write_stat(&mut self, out: &mut Vec<u8>) {
-        let t = format_rfc3339(self.time_ns - 86_400_000_000_000);
-        let _ = write!(
-            out,
-            r#"{{"st_blocks":8,"st_blksize":4096,"st_rdev":0,"st_dev":16777232,"st_uid":501,"st_gid":20,"st_ino":{},"st_birthtimespec":"{t}","st_flags":0,"st_nlink":1,"st_mtimespec":"{t}","st_ctimespec":"{t}","st_size":{},"st_gen":0,"st_mode":33188,"st_atimespec":"{t}"}}"#,
-            1_152_921_500_312_525_701u64 + self.rng.below(1 << 20),
-            self.rng.below(1 << 20)
-        );
-    }
-
-    fn write_file(&mut self, out: &mut Vec<u8>, path: &str) {
-        out.extend_from_slice(br#"{"path":"#);
-        write_json_str(out, path);
-        out.extend_from_slice(br#","stat":"#);
-        self.write_stat(out);
-        out.extend_from_slice(br#","path_truncated":false}"#);
+    /// Draws the next event and hands its decoded row to `sink`, exactly
+    /// the row [`crate::eslogger::EsloggerDecoder`] makes of the line
+    /// [`next_line`](Self::next_line) would have written, without any JSON.
+    pub fn next_rows(&mut self, sink: &mut impl RowSink) {
+        self.draw_next();
+        let d = self.draw;
+        let version = Some(self.version as i32);
+        let acting = &self.processes[d.process];
+        match d.kind {
+            EXEC | FORK | 8 => {
+                let subject = if d.kind == EXEC {
+                    &self.processes[d.other]
+                } else {
+                    acting
+                };
+                let (mut cmdline_count, mut env_count) = (0, 0);
+                self.cmdline.clear();
+                self.env.clear();
+                if d.kind == EXEC {
+                    let argc = Self::exec_argc(&d);
+                    for i in 0..argc {
+                        if i == 0 {
+                            push_osquery_arg(
+                                &mut self.cmdline,
+                                true,
+                                subject.executable.as_bytes(),
+                            );
+                        } else {
+                            self.arg.clear();
+                            let _ = write!(self.arg, "--flag-{i}={}", arg_value(d.extra, i));
+                            push_osquery_arg(&mut self.cmdline, false, &self.arg);
+                        }
+                    }
+                    for (i, entry) in EXEC_ENV.iter().enumerate() {
+                        push_osquery_arg(&mut self.env, i == 0, entry.as_bytes());
+                    }
+                    cmdline_count = argc as i64;
+                    env_count = EXEC_ENV.len() as i64;
+                }
+                let gate = GateEvent {
+                    table: &ES_PROCESS_EVENTS,
+                    is_open: false,
+                    process_path: Some(acting.executable.as_bytes()),
+                    pid: Some(i64::from(acting.pid)),
+                    targets: [
+                        (d.kind == EXEC).then_some(subject.executable.as_bytes()),
+                        None,
+                    ],
+                    time_ns: d.time_ns,
+                };
+                let row = EsProcessEventRow {
+                    version,
+                    seq_num: Some(d.seq as i64),
+                    global_seq_num: Some(d.global_seq as i64),
+                    pid: Some(i64::from(subject.pid)),
+                    pidversion: Some(i64::from(subject.pidversion)),
+                    path: Some(subject.executable.as_bytes()),
+                    parent: Some(i64::from(subject.ppid)),
+                    original_parent: Some(i64::from(subject.ppid)),
+                    session_id: Some(i64::from(subject.ppid)),
+                    responsible_pid: Some(i64::from(subject.pid)),
+                    responsible_pidversion: Some(i64::from(subject.pidversion)),
+                    parent_pidversion: Some(i64::from(subject.ppid + 3)),
+                    cmdline: Some(&self.cmdline),
+                    cmdline_count: Some(cmdline_count),
+                    env: Some(&self.env),
+                    env_count: Some(env_count),
+                    cwd: (d.kind == EXEC).then_some(EXEC_CWD.as_bytes()),
+                    uid: Some(i64::from(subject.uid)),
+                    euid: Some(i64::from(subject.uid)),
+                    gid: Some(20),
+                    egid: Some(20),
+                    username: None,
+                    signing_id: Some(subject.signing_id.as_bytes()),
+                    team_id: Some(subject.team_id.unwrap_or_default().as_bytes()),
+                    cdhash: Some(subject.cdhash.as_bytes()),
+                    platform_binary: Some(i32::from(subject.platform)),
+                    exit_code: (d.kind == 8).then_some(((d.small % 2) * 256) as i32),
+                    child_pid: (d.kind == FORK).then_some(i64::from(self.processes[d.other].pid)),
+                    event_type: KINDS[d.kind],
+                    codesigning_flags: Some(subject.codesigning_flags()),
+                    time_ns: d.time_ns,
+                };
+                sink.process_event(&gate, &row);
+            }
+            _ => {
+                let (filename, dest): (&[u8], &[u8]) = match d.kind {
+                    RENAME => (&self.source, &self.path),
+                    _ => (&self.path, b""),
+                };
+                let gate = GateEvent {
+                    table: &ES_PROCESS_FILE_EVENTS,
+                    is_open: d.kind == OPEN,
+                    process_path: Some(acting.executable.as_bytes()),
+                    pid: Some(i64::from(acting.pid)),
+                    targets: [Some(filename), Some(dest)],
+                    time_ns: d.time_ns,
+                };
+                let row = EsProcessFileEventRow {
+                    version,
+                    seq_num: Some(d.seq as i64),
+                    global_seq_num: Some(d.global_seq as i64),
+                    pid: Some(i64::from(acting.pid)),
+                    parent: Some(i64::from(acting.ppid)),
+                    path: Some(acting.executable.as_bytes()),
+                    filename: Some(filename),
+                    dest_filename: Some(dest),
+                    event_type: KINDS[d.kind],
+                    time_ns: d.time_ns,
+                };
+                sink.file_event(&gate, &row);
+            }
+        }
     }
 
     fn write_token(
@@ -384,52 +766,151 @@ impl EsloggerFirehose {
         }
     }
 
-    fn write_process(&mut self, out: &mut Vec<u8>, index: usize) {
+    fn write_process(
+        &self,
+        out: &mut Vec<u8>,
+        index: usize,
+        stat_time: &str,
+        stat_rng: &mut SplitMix64,
+    ) {
         let p = &self.processes[index];
-        let (pid, pidversion, ppid, uid, platform) =
-            (p.pid, p.pidversion, p.ppid, p.uid, p.platform);
-        let executable = p.executable.clone();
-        let signing_id = p.signing_id;
-        let team_id = p.team_id;
-        let cdhash = p.cdhash.clone();
+        let time_ns = self.draw.time_ns;
         out.extend_from_slice(br#"{"signing_id":"#);
-        write_json_str(out, signing_id);
+        write_json_str(out, p.signing_id.as_bytes());
         out.extend_from_slice(br#","parent_audit_token":"#);
-        self.write_token(out, 501, uid, 20, ppid, ppid + 3);
+        self.write_token(out, 501, p.uid, 20, p.ppid, p.ppid + 3);
         let _ = write!(
             out,
             r#","codesigning_flags":{},"executable":"#,
-            if platform {
-                0x2600_0001u32
-            } else {
-                0x1_0301u32
-            }
+            p.codesigning_flags()
         );
-        self.write_file(out, &executable);
+        write_file(out, p.executable.as_bytes(), stat_time, stat_rng);
         let _ = write!(
             out,
-            r#","ppid":{ppid},"tty":null,"start_time":"{}","is_platform_binary":{platform},"group_id":{pid},"audit_token":"#,
-            format_rfc3339(self.time_ns - 3_600_000_000_000).replace(".000000000Z", ".000000Z")
+            r#","ppid":{},"tty":null,"start_time":"{}","is_platform_binary":{},"group_id":{},"audit_token":"#,
+            p.ppid,
+            format_rfc3339(time_ns - 3_600_000_000_000).replace(".000000000Z", ".000000Z"),
+            p.platform,
+            p.pid
         );
-        self.write_token(out, 501, uid, 20, pid, pidversion);
+        self.write_token(out, 501, p.uid, 20, p.pid, p.pidversion);
         out.extend_from_slice(br#","is_es_client":false,"responsible_audit_token":"#);
-        self.write_token(out, 501, uid, 20, pid, pidversion);
+        self.write_token(out, 501, p.uid, 20, p.pid, p.pidversion);
         let _ = write!(
             out,
-            r#","session_id":{ppid},"original_ppid":{ppid},"cdhash":"{cdhash}","team_id":"#
+            r#","session_id":{ppid},"original_ppid":{ppid},"cdhash":"{}","team_id":"#,
+            p.cdhash,
+            ppid = p.ppid
         );
-        match team_id {
-            Some(t) => write_json_str(out, t),
+        match p.team_id {
+            Some(t) => write_json_str(out, t.as_bytes()),
             None => out.extend_from_slice(b"null"),
         }
         out.push(b'}');
     }
 }
 
+/// The value of exec argument `i`, from the event's random bits.
+fn arg_value(extra: u64, i: u64) -> u64 {
+    (extra >> (i * 10)) % 1000
+}
+
+/// Where [`EsloggerFirehose::next_rows`] puts each row, with the
+/// [`GateEvent`] the decoder would have asked the gates about.
+pub trait RowSink {
+    /// A row of `es_process_events`.
+    fn process_event(&mut self, gate: &GateEvent<'_>, row: &EsProcessEventRow<'_>);
+    /// A row of `es_process_file_events`.
+    fn file_event(&mut self, gate: &GateEvent<'_>, row: &EsProcessFileEventRow<'_>);
+}
+
+/// Drawn rows through the gates into the two ES tables' builders: the
+/// decoder's work minus the JSON.
+pub struct DirectRows {
+    gates: Gates,
+    process_events: EsProcessEventsBuilder,
+    file_events: EsProcessFileEventsBuilder,
+    process_rows: u64,
+    file_rows: u64,
+}
+
+impl DirectRows {
+    /// Empty builders behind `gates`.
+    pub fn new(gates: Gates) -> Self {
+        Self {
+            gates,
+            process_events: EsProcessEventsBuilder::new(),
+            file_events: EsProcessFileEventsBuilder::new(),
+            process_rows: 0,
+            file_rows: 0,
+        }
+    }
+
+    /// The gates, with their drop counters.
+    pub fn gates(&self) -> &Gates {
+        &self.gates
+    }
+
+    /// Rows that passed the gates so far, per table.
+    pub fn events_by_table(&self) -> [(&'static str, u64); 2] {
+        [
+            (ES_PROCESS_EVENTS.name, self.process_rows),
+            (ES_PROCESS_FILE_EVENTS.name, self.file_rows),
+        ]
+    }
+
+    /// Rows waiting in the builders.
+    pub fn buffered_rows(&self) -> usize {
+        self.process_events.len() + self.file_events.len()
+    }
+
+    /// Takes the rows built so far as one batch per table that has any.
+    pub fn take_batches(&mut self) -> Result<Vec<(&'static TableDef, RecordBatch)>, ArrowError> {
+        let mut out = Vec::with_capacity(2);
+        if !self.process_events.is_empty() {
+            out.push((&ES_PROCESS_EVENTS, self.process_events.finish()?));
+        }
+        if !self.file_events.is_empty() {
+            out.push((&ES_PROCESS_FILE_EVENTS, self.file_events.finish()?));
+        }
+        Ok(out)
+    }
+}
+
+impl RowSink for DirectRows {
+    fn process_event(&mut self, gate: &GateEvent<'_>, row: &EsProcessEventRow<'_>) {
+        if self.gates.admit(gate) {
+            self.process_events.append(row);
+            self.process_rows += 1;
+        }
+    }
+
+    fn file_event(&mut self, gate: &GateEvent<'_>, row: &EsProcessFileEventRow<'_>) {
+        if self.gates.admit(gate) {
+            self.file_events.append(row);
+            self.file_rows += 1;
+        }
+    }
+}
+
+/// A file object with its `stat`, as eslogger writes one.
+fn write_file(out: &mut Vec<u8>, path: &[u8], t: &str, rng: &mut SplitMix64) {
+    out.extend_from_slice(br#"{"path":"#);
+    write_json_str(out, path);
+    out.extend_from_slice(br#","stat":"#);
+    let _ = write!(
+        out,
+        r#"{{"st_blocks":8,"st_blksize":4096,"st_rdev":0,"st_dev":16777232,"st_uid":501,"st_gid":20,"st_ino":{},"st_birthtimespec":"{t}","st_flags":0,"st_nlink":1,"st_mtimespec":"{t}","st_ctimespec":"{t}","st_size":{},"st_gen":0,"st_mode":33188,"st_atimespec":"{t}"}}"#,
+        1_152_921_500_312_525_701u64 + rng.below(1 << 20),
+        rng.below(1 << 20)
+    );
+    out.extend_from_slice(br#","path_truncated":false}"#);
+}
+
 /// Writes a JSON string the way eslogger does: `/` escaped as `\/`.
-fn write_json_str(out: &mut Vec<u8>, s: &str) {
+fn write_json_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
-    for &b in s.as_bytes() {
+    for &b in s {
         match b {
             b'/' => out.extend_from_slice(b"\\/"),
             b'"' => out.extend_from_slice(b"\\\""),
@@ -440,7 +921,6 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
     }
     out.push(b'"');
 }
-
 /// Formats nanoseconds since the epoch as eslogger does: RFC 3339, UTC,
 /// nine fractional digits.
 pub fn format_rfc3339(time_ns: i64) -> String {
@@ -488,26 +968,19 @@ mod tests {
             b.next_line(&mut lb);
         }
         assert_eq!(la, lb);
+        let mut c = EsloggerFirehose::new(8, &EventMix::default());
+        let mut lc = Vec::new();
+        for _ in 0..100 {
+            c.next_line(&mut lc);
+        }
+        assert_ne!(la, lc);
     }
 
     #[test]
     fn every_generated_line_decodes() {
         for version in [9, 10] {
-            let mut firehose = EsloggerFirehose::new(
-                42,
-                &EventMix {
-                    open: 1,
-                    close: 1,
-                    write: 1,
-                    create: 1,
-                    rename: 1,
-                    unlink: 1,
-                    exec: 1,
-                    fork: 1,
-                    exit: 1,
-                },
-            )
-            .with_version(version);
+            let mut firehose =
+                EsloggerFirehose::new(42, &EventMix::uniform()).with_version(version);
             let mut decoder = EsloggerDecoder::new();
             let mut buf = Vec::new();
             for i in 0..2000 {
@@ -523,7 +996,114 @@ mod tests {
             );
             let total: u64 = decoder.events_by_table().iter().map(|(_, n)| n).sum();
             assert_eq!(total, 2000);
+            assert_eq!(decoder.kernel_drops(), 0);
         }
+    }
+
+    /// The rows mode is only a fair stand-in for the JSON mode if it makes
+    /// exactly the rows the decoder makes of the same seed's lines.
+    #[test]
+    fn direct_rows_equal_the_decoded_lines() {
+        for mix in [EventMix::uniform(), EventMix::default()] {
+            let seed = 99;
+            let mut lines = EsloggerFirehose::with_processes(seed, &mix, 17);
+            let mut rows = EsloggerFirehose::with_processes(seed, &mix, 17);
+            let mut decoder = EsloggerDecoder::new();
+            let mut direct = DirectRows::new(Gates::keep_everything());
+            let mut buf = Vec::new();
+            for i in 0..3000 {
+                buf.clear();
+                lines.next_line(&mut buf);
+                decoder.decode_line(buf.strip_suffix(b"\n").unwrap(), i + 1);
+                rows.next_rows(&mut direct);
+            }
+            assert_eq!(decoder.stats().skipped_total(), 0);
+            assert_eq!(decoder.events_by_table(), direct.events_by_table());
+            let decoded = decoder.take_batches().unwrap();
+            let built = direct.take_batches().unwrap();
+            assert_eq!(decoded.len(), 2);
+            assert_eq!(decoded.len(), built.len());
+            for ((dt, db), (bt, bb)) in decoded.iter().zip(&built) {
+                assert_eq!(dt.name, bt.name);
+                for (i, field) in db.schema().fields().iter().enumerate() {
+                    assert_eq!(
+                        db.column(i).as_ref(),
+                        bb.column(i).as_ref(),
+                        "{}.{}",
+                        dt.name,
+                        field.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn gates_drop_in_rows_mode_as_in_the_decoder() {
+        let mut direct =
+            DirectRows::new(Gates::new(&crate::gates::config::GatesConfig::default()).unwrap());
+        let mut firehose = EsloggerFirehose::new(5, &EventMix::default());
+        for _ in 0..5000 {
+            firehose.next_rows(&mut direct);
+        }
+        // Open events are off by default: more than a third of the stream.
+        assert!(direct.gates().open_dropped() > 5000 / 3);
+        let kept: u64 = direct.events_by_table().iter().map(|(_, n)| n).sum();
+        let counters = direct.gates().counters();
+        let dropped = counters.dropped_total(&ES_PROCESS_EVENTS)
+            + counters.dropped_total(&ES_PROCESS_FILE_EVENTS);
+        assert_eq!(kept + dropped, 5000);
+    }
+
+    #[test]
+    fn time_moves_forward_at_the_mean_gap() {
+        let mut firehose = EsloggerFirehose::new(1, &EventMix::default())
+            .with_start_time_ns(1_000_000_000)
+            .with_mean_gap_ns(1_000);
+        let mut sink = DirectRows::new(Gates::keep_everything());
+        let mut last = 0;
+        for _ in 0..10_000 {
+            firehose.next_rows(&mut sink);
+            assert!(firehose.time_ns() > last);
+            last = firehose.time_ns();
+        }
+        let span = firehose.time_ns() - 1_000_000_000;
+        assert!((9_000_000..11_000_000).contains(&span), "{span}");
+        assert_eq!(firehose.generated(), 10_000);
+    }
+
+    #[test]
+    fn written_file_replays_line_for_line() {
+        let mut out = Vec::new();
+        let bytes = EsloggerFirehose::new(3, &EventMix::default())
+            .write_lines(&mut out, 500)
+            .unwrap();
+        assert_eq!(bytes as usize, out.len());
+        assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 500);
+        let mut again = EsloggerFirehose::new(3, &EventMix::default());
+        let mut expected = Vec::new();
+        for _ in 0..500 {
+            again.next_line(&mut expected);
+        }
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn mix_parses_and_rejects() {
+        let mix = EventMix::parse("open=3, exec=1").unwrap();
+        assert_eq!((mix.open, mix.exec, mix.close), (3, 1, 0));
+        assert_eq!(EventMix::parse("default").unwrap(), EventMix::default());
+        assert!(
+            EventMix::parse("opn=3")
+                .unwrap_err()
+                .contains("not an event kind")
+        );
+        assert!(EventMix::parse("open=x").is_err());
+        assert!(EventMix::parse("open=0").is_err());
+        let mut only_exec = EsloggerFirehose::new(1, &EventMix::parse("exec=1").unwrap());
+        let mut line = Vec::new();
+        only_exec.next_line(&mut line);
+        assert!(line.windows(8).any(|w| w == b"\"exec\":{"));
     }
 
     #[test]

@@ -55,10 +55,14 @@ impl DropReason {
 
 /// The slot of a table in per-table arrays: its position in
 /// [`sluice_schemas::TABLES`].
+#[inline]
 pub fn table_slot(table: &TableDef) -> usize {
+    // Tables are statics, so the address answers at once; the name is for
+    // a copy of a definition.
     TABLES
         .iter()
-        .position(|t| std::ptr::eq(*t, table) || t.name == table.name)
+        .position(|t| std::ptr::eq(*t, table))
+        .or_else(|| TABLES.iter().position(|t| t.name == table.name))
         .unwrap_or(0)
 }
 

@@ -31,6 +31,8 @@ pub use drops::{DropCounters, DropReason, table_slot};
 
 use sluice_schemas::{ES_PROCESS_FILE_EVENTS, FILE_EVENTS, PROCESS_FILE_EVENTS, TABLES, TableDef};
 
+use std::sync::Arc;
+
 use config::{GateRules, PathRules};
 use muting::{PathMatcher, PathMuter};
 use osquery_paths::{TranslatedRule, translate};
@@ -114,16 +116,54 @@ pub struct GateEvent<'a> {
     pub time_ns: i64,
 }
 
-/// The compiled gates of one scope.
+/// The compiled limits of one scope (its muting goes into [`SlotMuting`]).
 #[derive(Debug, Clone, Default)]
 struct ScopeGates {
-    muter: PathMuter,
     sampler: Option<Sampler>,
     bucket: Option<TokenBucket>,
     per_process: Option<ProcessBuckets>,
 }
 
 impl ScopeGates {
+    fn is_limited(&self) -> bool {
+        self.sampler.is_some() || self.bucket.is_some() || self.per_process.is_some()
+    }
+}
+
+/// One scope's compiled rules, before they are merged per table.
+struct CompiledScope {
+    limits: ScopeGates,
+    /// The scope's muter; its process matcher is used on its own only when
+    /// the other scope has no process rules.
+    muter: PathMuter,
+    /// The scope's process rules, to merge with the other scope's.
+    process_rules: Vec<TranslatedRule>,
+}
+
+/// What muting applies to the events of one table: the global rules and
+/// the table's, merged where that keeps their meaning.
+///
+/// Process rules mute on any match, so the global and the table's go into
+/// one matcher and the executable is walked once. Target rules mute only
+/// when all of an event's targets are muted within one scope, so the
+/// scopes stay apart (most configs have target rules in one scope only).
+#[derive(Debug, Clone, Default)]
+struct SlotMuting {
+    process: Option<Arc<PathMatcher>>,
+    targets: Vec<Arc<PathMuter>>,
+    /// Whether any sampler or bucket applies to the table.
+    limited: bool,
+}
+
+/// A scope's [`PathRules`] as translated rules.
+fn translated_rules(rules: &PathRules) -> impl Iterator<Item = TranslatedRule> + '_ {
+    let literals = rules.paths.iter().cloned().map(TranslatedRule::Literal);
+    let prefixes = rules.prefixes.iter().cloned().map(TranslatedRule::Prefix);
+    let globs = rules.globs.iter().cloned().map(TranslatedRule::Glob);
+    literals.chain(prefixes).chain(globs)
+}
+
+impl CompiledScope {
     fn new(
         scope: &str,
         rules: &GateRules,
@@ -141,8 +181,11 @@ impl ScopeGates {
         } else {
             Vec::new()
         };
+        let process_rules: Vec<TranslatedRule> = translated_rules(&rules.mute.process)
+            .chain(defaults.iter().cloned())
+            .collect();
         let muter = PathMuter {
-            process: PathMatcher::new(&rules.mute.process, defaults)?,
+            process: PathMatcher::new(&PathRules::default(), process_rules.iter().cloned())?,
             target_mute: PathMatcher::new(
                 &rules.mute.target,
                 translate_all(&rules.osquery.exclude_paths),
@@ -184,10 +227,13 @@ impl ScopeGates {
             });
         }
         Ok(Self {
+            limits: ScopeGates {
+                sampler: rules.sample.filter(|&n| n > 1).map(Sampler::new),
+                bucket: rules.rate.map(TokenBucket::new),
+                per_process: rules.per_process.map(ProcessBuckets::new),
+            },
             muter,
-            sampler: rules.sample.filter(|&n| n > 1).map(Sampler::new),
-            bucket: rules.rate.map(TokenBucket::new),
-            per_process: rules.per_process.map(ProcessBuckets::new),
+            process_rules,
         })
     }
 }
@@ -198,6 +244,8 @@ pub struct Gates {
     open_events: bool,
     global: ScopeGates,
     tables: Vec<ScopeGates>,
+    /// Per table slot: the muting that applies to it.
+    muting: Vec<SlotMuting>,
     counters: DropCounters,
     open_dropped: u64,
 }
@@ -216,6 +264,7 @@ impl Gates {
             open_events: true,
             global: ScopeGates::default(),
             tables: vec![ScopeGates::default(); TABLES.len()],
+            muting: vec![SlotMuting::default(); TABLES.len()],
             counters: DropCounters::default(),
             open_dropped: 0,
         }
@@ -232,19 +281,20 @@ impl Gates {
                 });
             }
         }
-        let global = ScopeGates::new("gates.global", &config.global, false)?;
+        let mut global = CompiledScope::new("gates.global", &config.global, false)?;
         let mut tables = Vec::with_capacity(TABLES.len());
         for def in TABLES {
             let is_file_table = [&ES_PROCESS_FILE_EVENTS, &PROCESS_FILE_EVENTS, &FILE_EVENTS]
                 .iter()
                 .any(|t| t.name == def.name);
             let rules = config.tables.get(def.name).cloned().unwrap_or_default();
-            tables.push(ScopeGates::new(
+            tables.push(CompiledScope::new(
                 &format!("gates.tables.{}", def.name),
                 &rules,
                 config.default_mutes && is_file_table,
             )?);
         }
+        let muting = merge_muting(&mut global, &mut tables)?;
         if config.open_events {
             tracing::warn!(
                 "open events are on: on a busy Mac they are most of the stream (about a million a minute with NOTIFY_OPEN), \
@@ -253,8 +303,9 @@ impl Gates {
         }
         Ok(Self {
             open_events: config.open_events,
-            global,
-            tables,
+            global: global.limits,
+            tables: tables.into_iter().map(|t| t.limits).collect(),
+            muting,
             counters: DropCounters::default(),
             open_dropped: 0,
         })
@@ -281,27 +332,43 @@ impl Gates {
         }
     }
 
+    #[inline]
     fn verdict(&mut self, slot: usize, event: &GateEvent<'_>) -> Option<DropReason> {
         if event.is_open && !self.open_events {
             self.open_dropped += 1;
             return Some(DropReason::Muted);
         }
-        let mut targets: [&[u8]; 2] = [&[], &[]];
-        let mut n = 0;
-        for t in event.targets.iter().flatten() {
-            if !t.is_empty() {
-                targets[n] = t;
-                n += 1;
-            }
-        }
-        let targets = &targets[..n];
-        let table = &mut self.tables[slot];
-        let global = &mut self.global;
-        if global.muter.is_muted(event.process_path, targets)
-            || table.muter.is_muted(event.process_path, targets)
+        let muting = &self.muting[slot];
+        if let (Some(matcher), Some(path)) = (&muting.process, event.process_path)
+            && matcher.matches(path)
         {
             return Some(DropReason::Muted);
         }
+        if !muting.targets.is_empty() {
+            let mut targets: [&[u8]; 2] = [&[], &[]];
+            let mut n = 0;
+            for t in event.targets.iter().flatten() {
+                if !t.is_empty() {
+                    targets[n] = t;
+                    n += 1;
+                }
+            }
+            let targets = &targets[..n];
+            if muting.targets.iter().any(|m| m.targets_muted(targets)) {
+                return Some(DropReason::Muted);
+            }
+        }
+        if muting.limited {
+            self.limit(slot, event)
+        } else {
+            None
+        }
+    }
+
+    /// Sampling and token buckets, for tables that have any.
+    fn limit(&mut self, slot: usize, event: &GateEvent<'_>) -> Option<DropReason> {
+        let table = &mut self.tables[slot];
+        let global = &mut self.global;
         for sampler in [&mut table.sampler, &mut global.sampler]
             .into_iter()
             .flatten()
@@ -347,6 +414,65 @@ impl Gates {
     pub fn open_dropped(&self) -> u64 {
         self.open_dropped
     }
+}
+
+/// Merges the global muting with each table's into one [`SlotMuting`] per
+/// table slot. Matchers are shared, not copied: a table with no process
+/// rules of its own uses the global matcher, and tables with the same
+/// process rules (the default mutes) share one merged matcher.
+fn merge_muting(
+    global: &mut CompiledScope,
+    tables: &mut [CompiledScope],
+) -> Result<Vec<SlotMuting>, GateConfigError> {
+    let global_process = Arc::new(std::mem::take(&mut global.muter.process));
+    let global_muter = std::mem::take(&mut global.muter);
+    let global_targets = global_muter
+        .has_target_rules()
+        .then(|| Arc::new(global_muter));
+    let mut merged: Vec<(Vec<TranslatedRule>, Arc<PathMatcher>)> = Vec::new();
+    let mut slots = Vec::with_capacity(tables.len());
+    for table in tables.iter_mut() {
+        let process = match (
+            global.process_rules.is_empty(),
+            table.process_rules.is_empty(),
+        ) {
+            (true, true) => None,
+            (false, true) => Some(Arc::clone(&global_process)),
+            (true, false) => Some(Arc::new(std::mem::take(&mut table.muter.process))),
+            (false, false) => {
+                match merged
+                    .iter()
+                    .find(|(rules, _)| *rules == table.process_rules)
+                {
+                    Some((_, matcher)) => Some(Arc::clone(matcher)),
+                    None => {
+                        let matcher = Arc::new(PathMatcher::new(
+                            &PathRules::default(),
+                            global
+                                .process_rules
+                                .iter()
+                                .chain(&table.process_rules)
+                                .cloned(),
+                        )?);
+                        merged.push((table.process_rules.clone(), Arc::clone(&matcher)));
+                        Some(matcher)
+                    }
+                }
+            }
+        };
+        let mut targets: Vec<Arc<PathMuter>> = global_targets.iter().cloned().collect();
+        if table.muter.has_target_rules() {
+            let mut muter = std::mem::take(&mut table.muter);
+            muter.process = PathMatcher::default();
+            targets.push(Arc::new(muter));
+        }
+        slots.push(SlotMuting {
+            process,
+            targets,
+            limited: global.limits.is_limited() || table.limits.is_limited(),
+        });
+    }
+    Ok(slots)
 }
 
 /// Convenience for building [`PathRules`] from string slices.

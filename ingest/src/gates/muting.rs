@@ -2,11 +2,12 @@
 //!
 //! Every rule that starts with literal bytes (exact paths, prefixes, and the
 //! literal directory in front of a glob's first wildcard) goes into one
-//! anchored Aho-Corasick automaton: a DFA (one table lookup per byte) while
-//! its tables stay small, or a trie with its transitions packed together
-//! for very large rule sets. Matching a path walks that trie once, byte by byte, and stops as
-//! soon as the path leaves it, which for an unmuted path is usually a few
-//! bytes in:
+//! anchored trie, compiled to a table with one lookup per byte (the deepest
+//! states of very large rule sets as short edge lists, to bound memory).
+//! Matching a path walks that trie once, byte by byte, and stops as soon as
+//! the path leaves it, which for an unmuted path is usually a few bytes in.
+//! Each state value carries its own flags, so the walk tests one number per
+//! byte:
 //!
 //! - a state reached at the end of the path that carries an exact-path rule
 //!   means the path is that rule;
@@ -16,160 +17,35 @@
 //!   literal directory, and only then does the rooted glob set run.
 //!
 //! Globs that start with a wildcard (`**/*.tmp`, `**/.DS_Store`) cannot be in
-//! the trie. The common shapes are answered with one hash lookup of the
-//! path's extension or file name; anything else goes to one `GlobSet`.
+//! that trie. The common shapes are endings (`.tmp`, `/.DS_Store`), so they
+//! go into a second trie of reversed endings, walked from the path's last
+//! byte, which for an unmuted path usually ends at the first byte. Anything
+//! else goes to one `GlobSet`.
 //!
-//! The cost per path is therefore the length of the walk plus at most two
-//! hash lookups, and hardly grows with the number of rules.
+//! The cost per path is therefore the length of the two walks, and hardly
+//! grows with the number of rules.
 
-use std::collections::HashSet;
-
-use aho_corasick::automaton::{Automaton, StateID};
-use aho_corasick::dfa::DFA;
-use aho_corasick::nfa::contiguous::NFA;
-use aho_corasick::{Anchored, MatchKind, StartKind};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::GateConfigError;
 use super::config::PathRules;
 use super::osquery_paths::TranslatedRule;
 
-type ByteSet = HashSet<Box<[u8]>, foldhash::fast::RandomState>;
-
-/// What a pattern in the trie stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TrieRule {
-    /// The whole path must equal the pattern.
-    Exact,
-    /// The path must start with the pattern.
-    Prefix,
-    /// The literal directory in front of a rooted glob: the path may match
-    /// one of the rooted globs.
-    GlobRoot,
-}
-
-/// Globs that start with a wildcard, split by how cheaply they can be told.
-#[derive(Debug, Clone, Default)]
-struct FloatingGlobs {
-    /// `**/*.ext`: the file name's extension (after its last `.`).
-    extensions: SuffixSet,
-    /// `**/name`: the whole file name.
-    file_names: SuffixSet,
-    /// Every other shape.
-    others: Option<GlobSet>,
-}
-
-/// Path endings of a few distinct lengths, each preceded by a separator
-/// byte (`.` before an extension, `/` before a file name).
-///
-/// Neither extensions nor file names contain a `/` or (for extensions) a
-/// `.`, so an ending that follows the separator and is in the set is exactly
-/// the path's file name or extension: no scan for the last `/` or `.` is
-/// needed. For each distinct length the check is one byte compare, and only
-/// a path with the separator in the right place is hashed.
-#[derive(Debug, Clone, Default)]
-struct SuffixSet {
-    separator: u8,
-    lengths: Vec<usize>,
-    endings: ByteSet,
-}
-
-impl SuffixSet {
-    fn new(separator: u8) -> Self {
-        Self {
-            separator,
-            ..Self::default()
-        }
-    }
-
-    fn insert(&mut self, ending: &str) {
-        if !self.lengths.contains(&ending.len()) {
-            self.lengths.push(ending.len());
-        }
-        self.endings.insert(ending.as_bytes().into());
-    }
-
-    fn is_empty(&self) -> bool {
-        self.lengths.is_empty()
-    }
-
-    #[inline]
-    fn matches(&self, path: &[u8], separator_optional_at_start: bool) -> bool {
-        self.lengths.iter().any(|&len| {
-            let Some(at) = path.len().checked_sub(len) else {
-                return false;
-            };
-            let separated = match at.checked_sub(1) {
-                Some(before) => path[before] == self.separator,
-                // A relative path that is only a file name.
-                None => separator_optional_at_start,
-            };
-            separated && self.endings.contains(&path[at..])
-        })
-    }
-}
-
-impl FloatingGlobs {
-    fn new(globs: &[&String]) -> Result<Self, GateConfigError> {
-        let mut floating = FloatingGlobs {
-            extensions: SuffixSet::new(b'.'),
-            file_names: SuffixSet::new(b'/'),
-            others: None,
-        };
-        let mut others = Vec::new();
-        for glob in globs {
-            // Validate every glob the same way, even the ones answered by a
-            // hash lookup, so a typo is a config error either way.
-            glob_set(&[glob])?;
-            match glob.strip_prefix("**/") {
-                Some(name) if is_plain_file_name(name) => floating.file_names.insert(name),
-                Some(name)
-                    if name.starts_with("*.")
-                        && is_plain_file_name(&name[2..])
-                        && !name[2..].contains('.') =>
-                {
-                    floating.extensions.insert(&name[2..])
-                }
-                _ => others.push(*glob),
-            }
-        }
-        floating.others = glob_set(&others)?;
-        Ok(floating)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.extensions.is_empty() && self.file_names.is_empty() && self.others.is_none()
-    }
-
-    #[inline]
-    fn matches(&self, path: &[u8]) -> bool {
-        self.file_names.matches(path, true)
-            || self.extensions.matches(path, false)
-            || self
-                .others
-                .as_ref()
-                .is_some_and(|set| glob_matches(set, path))
-    }
-}
-
-/// Whether `name` is a non-empty file name with no glob syntax in it.
-fn is_plain_file_name(name: &str) -> bool {
-    !name.is_empty() && !name.contains(['*', '?', '[', ']', '{', '}', '\\', '/'])
-}
-
 /// A compiled set of path rules.
 #[derive(Debug, Clone, Default)]
 pub struct PathMatcher {
-    /// Exact paths, prefixes and glob roots, in one anchored trie.
+    /// Exact paths, prefixes and glob roots, in one anchored trie walked
+    /// from the path's first byte.
     trie: Option<Trie>,
-    /// What each trie pattern stands for, by pattern id.
-    trie_rules: Vec<TrieRule>,
     /// Globs that start with a literal directory (`/Applications/*.app/…`),
     /// run only when the trie says the path is under one of those
     /// directories.
     rooted_globs: Option<GlobSet>,
-    /// Globs that start with a wildcard.
-    floating_globs: FloatingGlobs,
+    /// `**/name` and `**/*.ext` globs, as a trie of reversed endings walked
+    /// from the path's last byte.
+    endings: Option<Trie>,
+    /// Every other glob that starts with a wildcard.
+    other_globs: Option<GlobSet>,
     rules: usize,
 }
 
@@ -206,9 +82,14 @@ fn glob_set(globs: &[&String]) -> Result<Option<GlobSet>, GateConfigError> {
     Ok(Some(set))
 }
 
+/// Whether `name` is a non-empty file name with no glob syntax in it.
+fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains(['*', '?', '[', ']', '{', '}', '\\', '/'])
+}
+
 impl PathMatcher {
     /// Compiles `rules` plus any already-translated ones (from osquery
-    /// syntax or the default mute set).
+    /// syntax, the default mute set, or another scope's rules).
     pub fn new(
         rules: &PathRules,
         translated: impl IntoIterator<Item = TranslatedRule>,
@@ -227,37 +108,47 @@ impl PathMatcher {
         let (rooted, floating): (Vec<&String>, Vec<&String>) =
             globs.iter().partition(|g| literal_root(g).len() > 1);
 
-        let mut patterns: Vec<&[u8]> = Vec::new();
-        let mut trie_rules = Vec::new();
-        for (rule, texts) in [
-            (
-                TrieRule::Exact,
-                literals.iter().map(String::as_str).collect::<Vec<_>>(),
-            ),
-            (
-                TrieRule::Prefix,
-                prefixes.iter().map(String::as_str).collect(),
-            ),
-            (
-                TrieRule::GlobRoot,
-                rooted.iter().map(|g| literal_root(g)).collect(),
-            ),
-        ] {
-            for text in texts {
-                patterns.push(text.as_bytes());
-                trie_rules.push(rule);
+        let mut trie = TrieBuilder::default();
+        for p in &literals {
+            trie.insert(p.bytes(), EXACT);
+        }
+        for p in &prefixes {
+            trie.insert(p.bytes(), PREFIX);
+        }
+        for g in &rooted {
+            trie.insert(literal_root(g).bytes(), GLOB_ROOT);
+        }
+
+        // Floating globs: `**/name` is a path ending in `/name` (or the
+        // whole relative path `name`); `**/*.ext` is a path ending in
+        // `.ext` where `ext` has no `.` or `/`, so that `.` is the last one
+        // of the file name. Both are prefixes of the reversed path.
+        let mut endings = TrieBuilder::default();
+        let mut others = Vec::new();
+        for glob in &floating {
+            // Validate every glob the same way, even the ones answered by
+            // the endings trie, so a typo is a config error either way.
+            glob_set(&[glob])?;
+            match glob.strip_prefix("**/") {
+                Some(name) if is_plain_file_name(name) => {
+                    endings.insert(name.bytes().rev().chain([b'/']), PREFIX);
+                    endings.insert(name.bytes().rev(), EXACT);
+                }
+                Some(name)
+                    if name.starts_with("*.")
+                        && is_plain_file_name(&name[2..])
+                        && !name[2..].contains('.') =>
+                {
+                    endings.insert(name[2..].bytes().rev().chain([b'.']), PREFIX);
+                }
+                _ => others.push(*glob),
             }
         }
-        let trie = if patterns.is_empty() {
-            None
-        } else {
-            Some(Trie::new(&patterns)?)
-        };
         Ok(Self {
-            trie,
-            trie_rules,
+            trie: trie.build(),
             rooted_globs: glob_set(&rooted)?,
-            floating_globs: FloatingGlobs::new(&floating)?,
+            endings: endings.build(),
+            other_globs: glob_set(&others)?,
             rules: rules_count,
         })
     }
@@ -275,15 +166,8 @@ impl PathMatcher {
     /// Whether `path` matches any rule.
     #[inline]
     pub fn matches(&self, path: &[u8]) -> bool {
-        if self.rules == 0 {
-            return false;
-        }
         if let Some(trie) = &self.trie {
-            let walk = match trie {
-                Trie::Dfa(dfa) => self.walk(dfa, path),
-                Trie::Nfa(nfa) => self.walk(nfa, path),
-            };
-            match walk {
+            match trie.walk(path.iter().copied()) {
                 Walk::Muted => return true,
                 Walk::UnderGlobRoot => {
                     if self
@@ -297,107 +181,61 @@ impl PathMatcher {
                 Walk::NoMatch => {}
             }
         }
-        !self.floating_globs.is_empty() && self.floating_globs.matches(path)
-    }
-
-    /// Walks `path` through the trie: one transition per byte, stopping as
-    /// soon as no rule can match any more.
-    #[inline]
-    fn walk(&self, trie: &impl Automaton, path: &[u8]) -> Walk {
-        let Ok(mut state) = trie.start_state(Anchored::Yes) else {
-            return Walk::NoMatch;
-        };
-        let mut under_glob_root = false;
-        // The start state matches only an empty pattern (an empty prefix
-        // rule mutes everything).
-        if trie.is_match(state)
-            && self.state_mutes(trie, state, path.is_empty(), &mut under_glob_root)
+        if let Some(endings) = &self.endings
+            && matches!(endings.walk(path.iter().rev().copied()), Walk::Muted)
         {
-            return Walk::Muted;
+            return true;
         }
-        for (i, &byte) in path.iter().enumerate() {
-            state = trie.next_state(Anchored::Yes, state, byte);
-            if trie.is_special(state) {
-                if trie.is_dead(state) {
-                    break;
-                }
-                if trie.is_match(state)
-                    && self.state_mutes(trie, state, i + 1 == path.len(), &mut under_glob_root)
-                {
-                    return Walk::Muted;
-                }
-            }
-        }
-        if under_glob_root {
-            Walk::UnderGlobRoot
-        } else {
-            Walk::NoMatch
-        }
-    }
-
-    /// Whether a match state mutes the path: a prefix always does, an exact
-    /// path only at the path's end. Glob roots are noted for later.
-    #[inline]
-    fn state_mutes(
-        &self,
-        trie: &impl Automaton,
-        state: StateID,
-        at_end: bool,
-        under_glob_root: &mut bool,
-    ) -> bool {
-        for index in 0..trie.match_len(state) {
-            match self.trie_rules[trie.match_pattern(state, index).as_usize()] {
-                TrieRule::Prefix => return true,
-                TrieRule::Exact if at_end => return true,
-                TrieRule::Exact => {}
-                TrieRule::GlobRoot => *under_glob_root = true,
-            }
-        }
-        false
+        self.other_globs
+            .as_ref()
+            .is_some_and(|set| glob_matches(set, path))
     }
 }
 
-/// The automaton behind the trie.
+/// A trie state's flags: what a walk that reaches it has matched.
+/// An exact pattern ends here (it matches only at the end of the input).
+const EXACT: u32 = 1;
+/// A prefix pattern ends here: the input matches whatever follows.
+const PREFIX: u32 = 2;
+/// A rooted glob's literal directory ends here.
+const GLOB_ROOT: u32 = 4;
+/// How many low bits of a state value hold its flags.
+const FLAG_BITS: u32 = 3;
+/// The state no pattern continues from; its value is 0.
+const DEAD: u32 = 0;
+
+/// Past this many transition-table entries (4 MiB) the deeper states are
+/// stored as sparse edge lists, so that 10,000 rules do not cost tens of
+/// megabytes. Walks of paths that match no rule end a few bytes in, in the
+/// dense part.
+const DENSE_MAX_ENTRIES: usize = 1 << 20;
+
+/// An anchored trie compiled to a table: one lookup per input byte, and a
+/// state value that carries its own flags, so that the walk tests one value
+/// per byte and touches no other memory.
+///
+/// A state value is `index << FLAG_BITS | flags`; index 0 is the dead
+/// state. States are numbered breadth first, so the shallow ones, which
+/// every walk visits, are the dense ones.
 #[derive(Debug, Clone)]
-enum Trie {
-    Dfa(DFA),
-    Nfa(NFA),
-}
-
-/// The DFA's tables grow with patterns × byte classes; past this many
-/// pattern bytes the packed trie is used instead, so that 10,000 rules do
-/// not cost tens of megabytes per matcher.
-const DFA_MAX_PATTERN_BYTES: usize = 64 * 1024;
-
-impl Trie {
-    fn new(patterns: &[&[u8]]) -> Result<Self, GateConfigError> {
-        let error = |e: aho_corasick::BuildError| GateConfigError::Rule {
-            rule: "paths and prefixes".into(),
-            reason: e.to_string(),
-        };
-        // Standard semantics keep walking after a match, so a prefix rule
-        // does not hide a longer exact path, and the walk sees every rule
-        // along the path.
-        let pattern_bytes: usize = patterns.iter().map(|p| p.len()).sum();
-        if pattern_bytes <= DFA_MAX_PATTERN_BYTES {
-            let dfa = DFA::builder()
-                .match_kind(MatchKind::Standard)
-                .start_kind(StartKind::Anchored)
-                .byte_classes(true)
-                .build(patterns)
-                .map_err(error)?;
-            Ok(Trie::Dfa(dfa))
-        } else {
-            let nfa = NFA::builder()
-                .match_kind(MatchKind::Standard)
-                .build(patterns)
-                .map_err(error)?;
-            Ok(Trie::Nfa(nfa))
-        }
-    }
+struct Trie {
+    /// The byte's column in the dense table (0: no pattern has it).
+    classes: [u8; 256],
+    /// Columns per dense row.
+    stride: usize,
+    /// The root's state value.
+    start: u32,
+    /// `dense_states` rows of `stride` next-state values.
+    dense: Vec<u32>,
+    dense_states: usize,
+    /// For state index `dense_states + i`, its edges are
+    /// `sparse_edges[sparse_offsets[i]..sparse_offsets[i + 1]]`.
+    sparse_offsets: Vec<u32>,
+    sparse_edges: Vec<(u8, u32)>,
 }
 
 /// What walking a path through the trie found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Walk {
     /// An exact-path or prefix rule matched.
     Muted,
@@ -405,6 +243,152 @@ enum Walk {
     UnderGlobRoot,
     /// No rule can match.
     NoMatch,
+}
+
+impl Trie {
+    #[inline(always)]
+    fn next(&self, state: u32, byte: u8) -> u32 {
+        let index = (state >> FLAG_BITS) as usize;
+        if index < self.dense_states {
+            self.dense[index * self.stride + usize::from(self.classes[usize::from(byte)])]
+        } else {
+            let i = index - self.dense_states;
+            let edges = &self.sparse_edges
+                [self.sparse_offsets[i] as usize..self.sparse_offsets[i + 1] as usize];
+            edges
+                .iter()
+                .find(|(b, _)| *b == byte)
+                .map_or(DEAD, |&(_, next)| next)
+        }
+    }
+
+    /// Walks `input` from the root, stopping as soon as no pattern can
+    /// match any more.
+    #[inline]
+    fn walk(&self, input: impl Iterator<Item = u8>) -> Walk {
+        let mut state = self.start;
+        if state & PREFIX != 0 {
+            return Walk::Muted;
+        }
+        let mut under_glob_root = state & GLOB_ROOT != 0;
+        for byte in input {
+            state = self.next(state, byte);
+            if state & (PREFIX | GLOB_ROOT) != 0 {
+                if state & PREFIX != 0 {
+                    return Walk::Muted;
+                }
+                under_glob_root = true;
+            } else if state == DEAD {
+                break;
+            }
+        }
+        if state & EXACT != 0 {
+            Walk::Muted
+        } else if under_glob_root {
+            Walk::UnderGlobRoot
+        } else {
+            Walk::NoMatch
+        }
+    }
+}
+
+/// A trie under construction: nodes with edge lists.
+#[derive(Debug, Default)]
+struct TrieBuilder {
+    /// Node 0 is the root (once anything is inserted).
+    nodes: Vec<(Vec<(u8, usize)>, u32)>,
+}
+
+impl TrieBuilder {
+    fn insert(&mut self, pattern: impl Iterator<Item = u8>, flag: u32) {
+        if self.nodes.is_empty() {
+            self.nodes.push((Vec::new(), 0));
+        }
+        let mut node = 0;
+        for byte in pattern {
+            node = match self.nodes[node].0.iter().find(|(b, _)| *b == byte) {
+                Some(&(_, child)) => child,
+                None => {
+                    let child = self.nodes.len();
+                    self.nodes.push((Vec::new(), 0));
+                    self.nodes[node].0.push((byte, child));
+                    child
+                }
+            };
+        }
+        self.nodes[node].1 |= flag;
+    }
+
+    fn build(self) -> Option<Trie> {
+        if self.nodes.is_empty() {
+            return None;
+        }
+        // Breadth-first order; index 0 is the dead state, the root is 1.
+        let mut order = vec![0usize];
+        let mut index_of = vec![0usize; self.nodes.len()];
+        let mut head = 0;
+        while head < order.len() {
+            let node = order[head];
+            head += 1;
+            index_of[node] = head;
+            for &(_, child) in &self.nodes[node].0 {
+                order.push(child);
+            }
+        }
+        let value = |node: usize| -> u32 {
+            let index = u32::try_from(index_of[node]).expect("fewer than 2^29 trie states");
+            assert!(index < 1 << (32 - FLAG_BITS), "fewer than 2^29 trie states");
+            index << FLAG_BITS | self.nodes[node].1
+        };
+        let mut classes = [0u8; 256];
+        let mut stride = 1usize;
+        let mut used = [false; 256];
+        for (edges, _) in &self.nodes {
+            for &(b, _) in edges {
+                used[usize::from(b)] = true;
+            }
+        }
+        for b in 0..256 {
+            if used[b] {
+                // At most 255 distinct bytes get their own column; the
+                // 256th shares column 255 only if every byte is used, which
+                // the check below turns into a sparse-only table.
+                classes[b] = u8::try_from(stride).unwrap_or(u8::MAX);
+                stride += 1;
+            }
+        }
+        let states = order.len() + 1;
+        let dense_states = if stride > 256 {
+            1
+        } else {
+            states.min((DENSE_MAX_ENTRIES / stride).max(2))
+        };
+        let mut dense = vec![DEAD; dense_states * stride];
+        let mut sparse_offsets = vec![0u32];
+        let mut sparse_edges = Vec::new();
+        for (position, &node) in order.iter().enumerate() {
+            let index = position + 1;
+            let edges = &self.nodes[node].0;
+            if index < dense_states {
+                for &(b, child) in edges {
+                    dense[index * stride + usize::from(classes[usize::from(b)])] = value(child);
+                }
+            } else {
+                sparse_edges.extend(edges.iter().map(|&(b, child)| (b, value(child))));
+                sparse_offsets
+                    .push(u32::try_from(sparse_edges.len()).expect("fewer than 2^32 edges"));
+            }
+        }
+        Some(Trie {
+            classes,
+            stride,
+            start: value(0),
+            dense,
+            dense_states,
+            sparse_offsets,
+            sparse_edges,
+        })
+    }
 }
 
 #[cfg(unix)]
@@ -433,7 +417,12 @@ pub struct PathMuter {
 impl PathMuter {
     /// Whether no rule of any kind is set.
     pub fn is_empty(&self) -> bool {
-        self.process.is_empty() && self.target_mute.is_empty() && self.target_allow.is_empty()
+        self.process.is_empty() && !self.has_target_rules()
+    }
+
+    /// Whether any target mute or allow rule is set.
+    pub fn has_target_rules(&self) -> bool {
+        !(self.target_mute.is_empty() && self.target_allow.is_empty())
     }
 
     /// Whether an event is muted.
@@ -451,7 +440,14 @@ impl PathMuter {
         {
             return true;
         }
-        if targets.is_empty() || (self.target_mute.is_empty() && self.target_allow.is_empty()) {
+        self.targets_muted(targets)
+    }
+
+    /// Whether this scope's target rules mute an event naming `targets`
+    /// (the target half of [`is_muted`](Self::is_muted)).
+    #[inline]
+    pub fn targets_muted(&self, targets: &[&[u8]]) -> bool {
+        if targets.is_empty() || !self.has_target_rules() {
             return false;
         }
         let allow_all = self.target_allow.is_empty();
@@ -510,7 +506,8 @@ mod tests {
             [],
         )
         .unwrap();
-        assert!(matches!(m.trie, Some(Trie::Dfa(_))));
+        let trie = m.trie.as_ref().unwrap();
+        assert_eq!(trie.sparse_edges.len(), 0, "small rule sets are all dense");
         assert!(m.matches(b"/a"), "exact");
         assert!(!m.matches(b"/ab"), "an exact rule is not a prefix");
         assert!(m.matches(b"/a/b/anything"), "prefix");
@@ -535,9 +532,10 @@ mod tests {
             globs: vec!["/Applications/*/x".into()],
         };
         let m = PathMatcher::new(&rules, []).unwrap();
+        let trie = m.trie.as_ref().unwrap();
         assert!(
-            matches!(m.trie, Some(Trie::Nfa(_))),
-            "over the DFA's size limit"
+            !trie.sparse_edges.is_empty(),
+            "over the dense table's size limit"
         );
         assert!(m.matches(b"/usr/libexec/daemon2999/bin/tool2999"));
         assert!(!m.matches(b"/usr/libexec/daemon2999/bin/tool299"));
@@ -622,6 +620,109 @@ mod tests {
         assert_eq!(literal_root("/var/log/sys*.log"), "/var/log/");
         assert_eq!(literal_root("**/*.tmp"), "");
         assert_eq!(literal_root("/*/x"), "/");
+    }
+
+    /// The plain meaning of a rule set: every rule tried in turn, each glob
+    /// on its own `GlobSet` (`globs` holds them compiled, in order).
+    fn reference_matches(rules: &PathRules, globs: &[GlobSet], path: &[u8]) -> bool {
+        rules.paths.iter().any(|p| p.as_bytes() == path)
+            || rules
+                .prefixes
+                .iter()
+                .any(|p| path.starts_with(p.as_bytes()))
+            || globs.iter().any(|set| glob_matches(set, path))
+    }
+
+    #[test]
+    fn tries_answer_as_a_rule_by_rule_reference_on_random_rules_and_paths() {
+        use crate::synthetic::SplitMix64;
+        // Few, overlapping fragments, so that rules share prefixes and
+        // endings and paths often run deep into the tries.
+        const FRAGMENTS: &[&str] = &[
+            "/", "a", "b", "ab", ".", "x.y", "/Users", "/tmp", ".tmp", "~", "lock", "/a/",
+        ];
+        const NAMES: &[&str] = &["a", "b", "ab", "lock", "x", ".DS_Store", "~"];
+        let mut rng = SplitMix64::new(0x5eed_4a7e);
+        let pick = |rng: &mut SplitMix64, from: &[&'static str]| -> &'static str {
+            from[rng.below(from.len() as u64) as usize]
+        };
+        let random_path = |rng: &mut SplitMix64| -> String {
+            let parts = 1 + rng.below(6);
+            (0..parts).map(|_| pick(rng, FRAGMENTS)).collect()
+        };
+        let mut checked = 0;
+        let mut muted = 0;
+        for round in 0..300 {
+            let mut rules = PathRules::default();
+            for _ in 0..1 + rng.below(12) {
+                match rng.below(10) {
+                    0..=2 => rules.paths.push(random_path(&mut rng)),
+                    3..=5 => rules.prefixes.push(random_path(&mut rng)),
+                    6 => {
+                        let dir = random_path(&mut rng);
+                        let tail = pick(&mut rng, &["*", "**", "*.tmp", "*/b", "**/a"]);
+                        rules
+                            .globs
+                            .push(format!("/{}/{tail}", dir.trim_matches('/')));
+                    }
+                    7 => rules.globs.push(format!("**/{}", pick(&mut rng, NAMES))),
+                    8 => rules
+                        .globs
+                        .push(format!("**/*.{}", pick(&mut rng, &["tmp", "y", "b", "a"]))),
+                    _ => rules
+                        .globs
+                        .push(pick(&mut rng, &["**/a*b", "*.y", "/*/a", "**/lock*"]).into()),
+                }
+            }
+            if round % 50 == 0 {
+                rules.prefixes.push(String::new());
+            }
+            let matcher = PathMatcher::new(&rules, []).unwrap();
+            let globs: Vec<GlobSet> = rules
+                .globs
+                .iter()
+                .map(|g| glob_set(&[g]).unwrap().unwrap())
+                .collect();
+            for _ in 0..200 {
+                let path = random_path(&mut rng);
+                let expected = reference_matches(&rules, &globs, path.as_bytes());
+                assert_eq!(
+                    matcher.matches(path.as_bytes()),
+                    expected,
+                    "path {path:?} against {rules:?}"
+                );
+                checked += 1;
+                muted += usize::from(expected);
+            }
+        }
+        // Both answers must be common, or the test says little.
+        assert!(
+            muted > checked / 10 && muted < checked * 9 / 10,
+            "{muted} of {checked}"
+        );
+    }
+
+    #[test]
+    fn deep_states_past_the_dense_table_answer_the_same() {
+        // Enough distinct bytes and states that most states are sparse.
+        let paths: Vec<String> = (0..40_000)
+            .map(|i| format!("/r/{i:x}/{}", i * 7919))
+            .collect();
+        let rules = PathRules {
+            paths: paths.clone(),
+            prefixes: vec!["/r/ff/".into()],
+            globs: vec![],
+        };
+        let m = PathMatcher::new(&rules, []).unwrap();
+        let trie = m.trie.as_ref().unwrap();
+        assert!(trie.dense_states * trie.stride <= DENSE_MAX_ENTRIES);
+        assert!(!trie.sparse_edges.is_empty());
+        for p in paths.iter().step_by(97) {
+            assert!(m.matches(p.as_bytes()), "{p}");
+            assert!(!m.matches(format!("{p}0").as_bytes()), "{p}0");
+        }
+        assert!(m.matches(b"/r/ff/anything"));
+        assert!(!m.matches(b"/r/fg"));
     }
 
     #[test]

@@ -420,3 +420,61 @@ fn unknown_tables_and_bad_values_are_config_errors() {
     });
     assert!(Gates::new(&config(rules)).is_err());
 }
+
+/// Global and table rules merge for processes (one walk of the executable)
+/// but stay per scope for targets, where "all targets muted" is judged
+/// within one scope.
+#[test]
+fn global_and_table_rules_merge_for_processes_and_not_for_targets() {
+    let mut config = GatesConfig::keep_everything();
+    config.global.mute.process = path_rules(&["/bin/global"], &[], &[]);
+    config.global.mute.target = path_rules(&[], &["/g/"], &[]);
+    let mut table = GateRules::default();
+    table.mute.process = path_rules(&[], &["/opt/table/"], &[]);
+    table.mute.target = path_rules(&[], &["/t/"], &[]);
+    config
+        .tables
+        .insert(ES_PROCESS_FILE_EVENTS.name.to_string(), table);
+    let mut gates = Gates::new(&config).unwrap();
+    let event = |exe: &'static str, a: &'static str, b: Option<&'static str>| GateEvent {
+        table: &ES_PROCESS_FILE_EVENTS,
+        is_open: false,
+        process_path: Some(exe.as_bytes()),
+        pid: Some(1),
+        targets: [Some(a.as_bytes()), b.map(str::as_bytes)],
+        time_ns: 0,
+    };
+    assert!(
+        !gates.admit(&event("/bin/global", "/x", None)),
+        "global process rule"
+    );
+    assert!(
+        !gates.admit(&event("/opt/table/x", "/x", None)),
+        "table process rule"
+    );
+    assert!(gates.admit(&event("/bin/other", "/x", None)));
+    assert!(
+        !gates.admit(&event("/bin/other", "/g/a", Some("/g/b"))),
+        "all muted globally"
+    );
+    assert!(
+        !gates.admit(&event("/bin/other", "/t/a", Some("/t/b"))),
+        "all muted by the table"
+    );
+    assert!(
+        gates.admit(&event("/bin/other", "/g/a", Some("/t/b"))),
+        "each scope sees one unmuted target"
+    );
+    // Another table sees only the global rules.
+    let other = GateEvent {
+        table: &ES_PROCESS_EVENTS,
+        ..event("/opt/table/x", "/t/a", None)
+    };
+    assert!(gates.admit(&other));
+    assert_eq!(
+        gates
+            .counters()
+            .dropped(&ES_PROCESS_FILE_EVENTS, DropReason::Muted),
+        4
+    );
+}

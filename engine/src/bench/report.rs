@@ -1,0 +1,419 @@
+//! What a firehose run measured, how it is measured, and how it is shown.
+//!
+//! Every figure comes from the process itself: CPU time from
+//! `getrusage(RUSAGE_SELF)` (all threads: producer, writer, sampler), peak
+//! memory from `VmHWM` in `/proc/self/status` (reset before each run by
+//! writing `5` to `/proc/self/clear_refs`, so each run has its own peak),
+//! bytes on disk by walking the store's directory. The report is plain
+//! data: [`FirehoseReport`] serializes to the `--json` file, renders as the
+//! table on standard output, and feeds the SVG chart.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// The whole `sluice bench firehose` report.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirehoseReport {
+    /// The `sluice` version that ran.
+    pub sluice_version: &'static str,
+    /// Logical CPUs of the machine.
+    pub cpus: usize,
+    /// The generator's seed.
+    pub seed: u64,
+    /// The event mix, as `kind=weight,…`.
+    pub mix: String,
+    /// Processes in the generator's population.
+    pub processes: usize,
+    /// The seed rate, events per second (1M events a minute).
+    pub seed_rate: f64,
+    /// The storage settings of the sluice runs.
+    pub storage: StorageSettings,
+    /// One entry per run, in the order they ran.
+    pub runs: Vec<RunReport>,
+}
+
+/// How the sluice runs stored their events.
+#[derive(Debug, Clone, Serialize)]
+pub struct StorageSettings {
+    /// The WAL's fsync policy.
+    pub wal_fsync: String,
+    /// Parquet compression.
+    pub compression: String,
+    /// A table is rolled to Parquet once it holds this much Arrow memory.
+    pub roll_bytes: usize,
+    /// … or once its oldest batch is this old.
+    pub roll_age_secs: f64,
+    /// Memory budget of the queue between producer and writer.
+    pub queue_budget_bytes: usize,
+    /// Rows per batch handed to the writer (over both tables).
+    pub batch_rows: usize,
+}
+
+/// One run: one store, one source, one rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// `sluice` (WAL + Parquet) or `rocksdb` (osquery's layout).
+    pub store: String,
+    /// `rows` (decoded rows, no JSON) or `json` (eslogger lines, decoded).
+    pub source: String,
+    /// `max` (as fast as possible, nothing dropped) or `fixed` (an offered
+    /// rate, live: what does not fit is dropped).
+    pub mode: String,
+    /// The offered rate of a fixed run, events per second.
+    pub offered_rate: Option<f64>,
+    /// Wall time from the first event to everything durable and flushed.
+    pub elapsed_secs: f64,
+    /// Events the generator made.
+    pub events_generated: u64,
+    /// Events stored (acknowledged by the store), over all tables.
+    pub events_stored: u64,
+    /// Events the gates dropped (muting, sampling, rate limits).
+    pub dropped_gates: u64,
+    /// Events dropped because the writer fell behind (fixed runs only).
+    pub dropped_backpressure: u64,
+    /// Events dropped because the store refused them (disk full).
+    pub dropped_storage: u64,
+    /// Events stored per second of wall time.
+    pub events_per_sec: f64,
+    /// CPU time (user + system, all threads) of the run.
+    pub cpu_secs: f64,
+    /// CPU time the generator alone spends making the same events, measured
+    /// in a separate pass; it is part of `cpu_secs` but not of the pipeline.
+    pub generator_cpu_secs: f64,
+    /// `cpu_secs` per million events generated.
+    pub cpu_secs_per_million: f64,
+    /// `(cpu_secs - generator_cpu_secs)` per million events: the pipeline's
+    /// own cost.
+    pub pipeline_cpu_secs_per_million: f64,
+    /// CPU time over wall time, in % of one core (100 = one core busy).
+    pub cpu_percent_of_one_core: f64,
+    /// The same without the generator's share.
+    pub pipeline_cpu_percent_of_one_core: f64,
+    /// Peak resident memory of the process during the run.
+    pub peak_rss_bytes: u64,
+    /// How far the producer fell behind the offered schedule at worst.
+    pub lag_max_ms: f64,
+    /// How far behind it was at the end.
+    pub lag_end_ms: f64,
+    /// Bytes on disk after the run, by table.
+    pub tables: Vec<TableBytes>,
+    /// Bytes on disk per stored event, all tables.
+    pub bytes_per_event: f64,
+    /// From a row's decoding to its batch being acknowledged by the store:
+    /// durable, and visible in the hot tail (sluice) or to a `get` (RocksDB).
+    pub visible_ms: Latency,
+    /// From a row's decoding to its Parquet file being published (sluice
+    /// only; includes waiting for the roll).
+    pub parquet_visible_ms: Option<Latency>,
+    /// The standard analyst queries, run over the result.
+    pub queries: Vec<QueryTiming>,
+    /// Rows the count queries saw after the run (should be `events_stored`).
+    pub rows_queryable: Option<u64>,
+    /// Throughput and memory over time, one sample every 100 ms.
+    pub samples: Vec<Sample>,
+}
+
+/// Bytes on disk of one table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableBytes {
+    /// The table.
+    pub table: String,
+    /// Rows stored.
+    pub rows: u64,
+    /// Bytes of its files.
+    pub bytes: u64,
+    /// Files.
+    pub files: u64,
+    /// `bytes / rows`.
+    pub bytes_per_event: f64,
+}
+
+/// A latency distribution, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// Observations (batches).
+    pub count: usize,
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Worst.
+    pub max: f64,
+}
+
+impl Latency {
+    /// The distribution of `samples`.
+    pub fn of(samples: &mut [Duration]) -> Latency {
+        if samples.is_empty() {
+            return Latency::default();
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((samples.len() - 1) as f64 * q).round() as usize;
+            samples[i].as_secs_f64() * 1e3
+        };
+        Latency {
+            count: samples.len(),
+            p50: at(0.5),
+            p99: at(0.99),
+            max: at(1.0),
+        }
+    }
+}
+
+/// One analyst query and how long it took.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryTiming {
+    /// A short name.
+    pub name: String,
+    /// What ran (SQL for sluice; a description of the scan for RocksDB).
+    pub query: String,
+    /// Rows in the result.
+    pub rows: u64,
+    /// For a count query: the count; lets a reader check it against
+    /// `events_stored`.
+    pub count: Option<u64>,
+    /// Wall time, in milliseconds.
+    pub ms: f64,
+}
+
+/// A point of the run's time line.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sample {
+    /// Seconds since the run started.
+    pub t_secs: f64,
+    /// Events generated so far.
+    pub events: u64,
+    /// Resident memory then.
+    pub rss_bytes: u64,
+}
+
+/// User + system CPU time of the whole process so far.
+pub fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a zeroed rusage; RUSAGE_SELF is always valid.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`), in bytes; 0 where
+/// there is no procfs.
+pub fn proc_status_bytes(field: &str) -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.trim().strip_suffix("kB")?.trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// Resets the peak-RSS mark (`VmHWM`) so the next run's peak is its own.
+/// Returns false where the kernel does not allow it; the peak is then the
+/// process's so far.
+pub fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// Bytes and files under `dir` whose names end in `suffix` (all files when
+/// `suffix` is empty), recursively. Missing directories count as empty.
+pub fn dir_bytes(dir: &Path, suffix: &str) -> (u64, u64) {
+    let mut total = (0, 0);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return total;
+    };
+    for entry in entries.flatten() {
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            let (b, f) = dir_bytes(&entry.path(), suffix);
+            total.0 += b;
+            total.1 += f;
+        } else if entry.file_name().to_string_lossy().ends_with(suffix) {
+            total.0 += meta.len();
+            total.1 += 1;
+        }
+    }
+    total
+}
+
+fn si(n: f64) -> String {
+    if n >= 1e6 {
+        format!("{:.2}M", n / 1e6)
+    } else if n >= 1e3 {
+        format!("{:.1}k", n / 1e3)
+    } else {
+        format!("{n:.0}")
+    }
+}
+
+impl FirehoseReport {
+    /// The table printed on standard output.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "sluice bench firehose: seed {}, {} processes, mix {}, {} CPUs; seed rate {:.0} events/s (1M/min)",
+            self.seed, self.processes, self.mix, self.cpus, self.seed_rate
+        );
+        let s = &self.storage;
+        let _ = writeln!(
+            out,
+            "storage: WAL fsync {}, Parquet {}, roll at {} MiB or {:.0} s, queue {} MiB, batches of {} rows",
+            s.wal_fsync,
+            s.compression,
+            s.roll_bytes >> 20,
+            s.roll_age_secs,
+            s.queue_budget_bytes >> 20,
+            s.batch_rows
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<8} {:<5} {:<12} {:>9} {:>9} {:>9} {:>8} {:>7} {:>8} {:>8} {:>8} {:>7} {:>9} {:>9}",
+            "store",
+            "src",
+            "mode",
+            "events",
+            "stored/s",
+            "dropped",
+            "lag ms",
+            "cpu %",
+            "cpu s/M",
+            "pipe s/M",
+            "rss MiB",
+            "B/event",
+            "vis p99ms",
+            "pq p99 ms"
+        );
+        for r in &self.runs {
+            let mode = match r.offered_rate {
+                Some(rate) => format!("{}/s", si(rate)),
+                None => "max".to_string(),
+            };
+            let dropped = r.dropped_backpressure + r.dropped_storage + r.dropped_gates;
+            let _ = writeln!(
+                out,
+                "{:<8} {:<5} {:<12} {:>9} {:>9} {:>9} {:>8.0} {:>7.1} {:>8.3} {:>8.3} {:>8.0} {:>7.1} {:>9.1} {:>9}",
+                r.store,
+                r.source,
+                mode,
+                si(r.events_generated as f64),
+                si(r.events_per_sec),
+                dropped,
+                r.lag_max_ms,
+                r.cpu_percent_of_one_core,
+                r.cpu_secs_per_million,
+                r.pipeline_cpu_secs_per_million,
+                r.peak_rss_bytes as f64 / (1u64 << 20) as f64,
+                r.bytes_per_event,
+                r.visible_ms.p99,
+                r.parquet_visible_ms
+                    .as_ref()
+                    .map_or("-".to_string(), |l| format!("{:.0}", l.p99)),
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "bytes on disk per event, by table:");
+        for r in &self.runs {
+            let tables: Vec<String> = r
+                .tables
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{} {:.1} B ({} rows, {} files)",
+                        t.table, t.bytes_per_event, t.rows, t.files
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<5} {:<12} {}",
+                r.store,
+                r.source,
+                r.offered_rate
+                    .map_or("max".to_string(), |x| format!("{}/s", si(x))),
+                tables.join("; ")
+            );
+        }
+        let _ = writeln!(out);
+        let _ = writeln!(out, "analyst queries over the result (ms):");
+        for r in &self.runs {
+            if r.queries.is_empty() {
+                continue;
+            }
+            let q: Vec<String> = r
+                .queries
+                .iter()
+                .map(|q| format!("{} {:.1}", q.name, q.ms))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {:<8} {:<5} {:<12} {}",
+                r.store,
+                r.source,
+                r.offered_rate
+                    .map_or("max".to_string(), |x| format!("{}/s", si(x))),
+                q.join(", ")
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\ncpu %: of one core, generator included; cpu s/M: CPU seconds per million events; \
+             pipe s/M: without the generator's own cost; vis: decode → acknowledged (durable, \
+             queryable in the hot tail); pq: decode → in a published Parquet file."
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_percentiles() {
+        let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
+        let l = Latency::of(&mut samples);
+        assert_eq!(l.count, 100);
+        assert!((l.max - 100.0).abs() < 1e-9);
+        assert!((l.p50 - 51.0).abs() < 1.01);
+        assert_eq!(Latency::of(&mut []).count, 0);
+    }
+
+    #[test]
+    fn procfs_figures_are_read() {
+        if Path::new("/proc/self/status").exists() {
+            assert!(proc_status_bytes("VmRSS") > 0);
+            assert!(proc_status_bytes("VmHWM") >= proc_status_bytes("VmRSS") / 2);
+            assert_eq!(proc_status_bytes("NoSuchField"), 0);
+        }
+        let before = process_cpu();
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(process_cpu() >= before);
+    }
+
+    #[test]
+    fn dir_bytes_counts_matching_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/x.parquet"), [0u8; 10]).unwrap();
+        std::fs::write(dir.path().join("a/y.parquet"), [0u8; 5]).unwrap();
+        std::fs::write(dir.path().join("a/z.tmp"), [0u8; 7]).unwrap();
+        assert_eq!(dir_bytes(dir.path(), ".parquet"), (15, 2));
+        assert_eq!(dir_bytes(dir.path(), ""), (22, 3));
+        assert_eq!(dir_bytes(&dir.path().join("missing"), ""), (0, 0));
+    }
+}

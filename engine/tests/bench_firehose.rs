@@ -1,0 +1,208 @@
+//! `sluice bench firehose`, the real binary, at a tiny size: the report it
+//! writes must add up (every generated event is stored or counted as a
+//! drop), the files must exist, and the stored rows must be queryable.
+
+mod common;
+
+use serde_json::Value;
+
+fn u(v: &Value, key: &str) -> u64 {
+    v[key]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{key} is not a count in {v}"))
+}
+
+fn f(v: &Value, key: &str) -> f64 {
+    v[key]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{key} is not a number in {v}"))
+}
+
+/// Checks what every run must satisfy, and returns its mode and source.
+fn check_run(run: &Value) -> (String, String) {
+    let generated = u(run, "events_generated");
+    let stored = u(run, "events_stored");
+    let dropped =
+        u(run, "dropped_gates") + u(run, "dropped_backpressure") + u(run, "dropped_storage");
+    assert!(generated > 0, "{run}");
+    assert_eq!(stored + dropped, generated, "events do not add up: {run}");
+    assert_eq!(
+        run["rows_queryable"].as_u64(),
+        Some(stored),
+        "stored rows are not all queryable"
+    );
+    let tables = run["tables"].as_array().expect("tables");
+    assert_eq!(tables.len(), 2);
+    let by_table: u64 = tables.iter().map(|t| u(t, "rows")).sum();
+    assert_eq!(by_table, stored);
+    for t in tables {
+        if u(t, "rows") > 0 {
+            assert!(u(t, "bytes") > 0 && u(t, "files") > 0, "{t}");
+        }
+    }
+    assert!(f(run, "bytes_per_event") > 0.0);
+    assert!(f(run, "elapsed_secs") > 0.0);
+    assert!(f(run, "events_per_sec") > 0.0);
+    assert!(f(run, "cpu_secs") > 0.0);
+    assert!(u(run, "peak_rss_bytes") > 0);
+    assert!(u(&run["visible_ms"], "count") > 0);
+    let queries = run["queries"].as_array().expect("queries");
+    assert_eq!(queries.len(), 6);
+    assert!(queries.iter().all(|q| f(q, "ms") >= 0.0));
+    assert!(!run["samples"].as_array().expect("samples").is_empty());
+    (
+        run["mode"].as_str().unwrap().to_string(),
+        run["source"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn tiny_run_writes_a_consistent_report_table_and_chart() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let svg = dir.path().join("chart.svg");
+    let data = dir.path().join("data");
+    let output = common::run(
+        &[
+            "bench",
+            "firehose",
+            "--events",
+            "20000",
+            "--json-events",
+            "4000",
+            "--rate-multiples",
+            "1",
+            "--duration-secs",
+            "1",
+            "--batch-rows",
+            "4096",
+            "--no-baseline",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+            "--svg",
+            svg.to_str().unwrap(),
+        ],
+        None,
+    );
+    let stdout = common::stdout_of(&output);
+    assert!(stdout.contains("stored/s"), "{stdout}");
+    assert!(stdout.contains("es_process_file_events"), "{stdout}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().expect("runs");
+    let kinds: Vec<(String, String)> = runs.iter().map(check_run).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("max".into(), "rows".into()),
+            ("fixed".into(), "rows".into()),
+            ("max".into(), "json".into()),
+            ("fixed".into(), "json".into())
+        ]
+    );
+    // Keep-everything gates and a blocking queue: a max run stores it all.
+    assert_eq!(u(&runs[0], "events_stored"), 20_000);
+    assert_eq!(u(&runs[2], "events_stored"), 4_000);
+    // A fixed run is paced: one second at the seed rate.
+    let fixed = &runs[1];
+    assert!((f(fixed, "offered_rate") - 1e6 / 60.0).abs() < 1.0);
+    assert_eq!(u(fixed, "events_generated"), 16_666);
+    assert!(f(fixed, "elapsed_secs") >= 0.9, "{fixed}");
+    // The data dir was cleaned (no --keep); the chart is an SVG with lines.
+    assert!(
+        std::fs::read_dir(&data).map_or(0, |d| d.count()) == 0,
+        "runs left data behind"
+    );
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.starts_with("<svg") && chart.trim_end().ends_with("</svg>"));
+    assert_eq!(chart.matches("<polyline").count(), 2 * runs.len());
+}
+
+#[test]
+fn default_gates_drops_are_counted_and_the_replay_file_ingests() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let output = common::run(
+        &[
+            "bench",
+            "firehose",
+            "--source",
+            "json",
+            "--events",
+            "8000",
+            "--json-events",
+            "3000",
+            "--rate-multiples",
+            "0",
+            "--default-gates",
+            "--no-baseline",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+        None,
+    );
+    common::stdout_of(&output);
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    check_run(&runs[0]);
+    // Open events are off by default, and they are most of the stream.
+    assert!(u(&runs[0], "dropped_gates") > 3000 / 3, "{}", runs[0]);
+
+    // --write-jsonl writes what the JSON runs decode; `sluice ingest` reads it.
+    let lines = dir.path().join("firehose.jsonl");
+    let out = common::run(
+        &[
+            "bench",
+            "firehose",
+            "--events",
+            "1500",
+            "--write-jsonl",
+            lines.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(common::stdout_of(&out).contains("wrote 1500 eslogger lines"));
+    let data = dir.path().join("ingested");
+    let out = common::run(
+        &[
+            "ingest",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--open-events",
+            "--no-default-mutes",
+            lines.to_str().unwrap(),
+        ],
+        None,
+    );
+    common::stdout_of(&out);
+    let out = common::run(
+        &[
+            "query",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--format",
+            "csv",
+            "SELECT (SELECT count(*) FROM es_process_events) + \
+             (SELECT count(*) FROM es_process_file_events) AS n",
+        ],
+        None,
+    );
+    assert!(common::stdout_of(&out).contains("1500"));
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    for args in [
+        &["bench", "firehose", "--mix", "opn=1"][..],
+        &["bench", "firehose", "--batch-rows", "0"],
+        &["bench", "firehose", "--duration-secs", "0"],
+    ] {
+        let out = common::run(args, None);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
