@@ -560,13 +560,10 @@ async fn list_store(
     prefix: &StorePath,
     window: TimeWindow,
 ) -> Result<Vec<String>> {
+    let root = root.trim_end_matches('/');
     let url_of = |path: &StorePath, directory: bool| {
         let slash = if directory { "/" } else { "" };
-        format!(
-            "{}{}{slash}",
-            root.trim_end_matches('/').to_string() + "/",
-            path
-        )
+        format!("{root}/{path}{slash}")
     };
     let mut urls = Vec::new();
     let top = store.list_with_delimiter(Some(prefix)).await?;

@@ -31,6 +31,7 @@ use crate::builders::{
 };
 use crate::gates::{GateEvent, Gates};
 use crate::text::push_osquery_arg;
+use crate::time::civil_from_days;
 
 /// A small, fast, seedable PRNG (SplitMix64); statistical quality is ample
 /// for shaping test data.
@@ -935,21 +936,6 @@ pub fn format_rfc3339(time_ns: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// The civil date of a day count since 1970-01-01 (Howard Hinnant's
-/// `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::IpAddr;
 
+use crate::time::civil_from_days;
+
 use super::errno;
 use super::events;
 use super::token::{Subject, SubjectForm, TRAILER_LEN, Token, parse_token};
@@ -213,21 +215,6 @@ pub fn ctime(out: &mut Vec<u8>, secs: u64) {
         rem % 3600 / 60,
         rem % 60
     );
-}
-
-/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year,
-/// month 1–12, day 1–31).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// A UUID as `uuid_to_string` writes it: 8-4-4-4-12 lowercase hex.
