@@ -2,12 +2,14 @@
 //!
 //! Every rule that starts with literal bytes (exact paths, prefixes, and the
 //! literal directory in front of a glob's first wildcard) goes into one
-//! anchored trie, compiled to a table with one lookup per byte (the deepest
-//! states of very large rule sets as short edge lists, to bound memory).
-//! Matching a path walks that trie once, byte by byte, and stops as soon as
-//! the path leaves it, which for an unmuted path is usually a few bytes in.
-//! Each state value carries its own flags, so the walk tests one number per
-//! byte:
+//! anchored trie. The trie is compiled to a radix tree: its states are
+//! only the places where a rule ends or two rules part, each with one
+//! table lookup per branching byte, and the runs of bytes between them are
+//! labels compared a slice at a time (the deepest states of very large rule
+//! sets are short edge lists, to bound memory). Matching a path walks that
+//! trie once and stops as soon as the path leaves it, which for an unmuted
+//! path is usually two or three states in. Each state value carries its own
+//! flags, so the walk tests one number per state:
 //!
 //! - a state reached at the end of the path that carries an exact-path rule
 //!   means the path is that rule;
@@ -22,8 +24,8 @@
 //! byte, which for an unmuted path usually ends at the first byte. Anything
 //! else goes to one `GlobSet`.
 //!
-//! The cost per path is therefore the length of the two walks, and hardly
-//! grows with the number of rules.
+//! The cost per path is therefore a few lookups for each of the two walks,
+//! and hardly grows with the number of rules.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -94,6 +96,16 @@ impl PathMatcher {
         rules: &PathRules,
         translated: impl IntoIterator<Item = TranslatedRule>,
     ) -> Result<Self, GateConfigError> {
+        Self::compile(rules, translated, DENSE_MAX_ENTRIES)
+    }
+
+    /// [`PathMatcher::new`] with a limit on the dense tables' entries
+    /// (tests use a small one to exercise the sparse states).
+    fn compile(
+        rules: &PathRules,
+        translated: impl IntoIterator<Item = TranslatedRule>,
+        dense_max_entries: usize,
+    ) -> Result<Self, GateConfigError> {
         let mut literals: Vec<String> = rules.paths.clone();
         let mut prefixes: Vec<String> = rules.prefixes.clone();
         let mut globs: Vec<String> = rules.globs.clone();
@@ -145,9 +157,9 @@ impl PathMatcher {
             }
         }
         Ok(Self {
-            trie: trie.build(),
+            trie: trie.build(false, dense_max_entries),
             rooted_globs: glob_set(&rooted)?,
-            endings: endings.build(),
+            endings: endings.build(true, dense_max_entries),
             other_globs: glob_set(&others)?,
             rules: rules_count,
         })
@@ -167,7 +179,7 @@ impl PathMatcher {
     #[inline]
     pub fn matches(&self, path: &[u8]) -> bool {
         if let Some(trie) = &self.trie {
-            match trie.walk(path.iter().copied()) {
+            match trie.walk::<false>(path) {
                 Walk::Muted => return true,
                 Walk::UnderGlobRoot => {
                     if self
@@ -182,7 +194,7 @@ impl PathMatcher {
             }
         }
         if let Some(endings) = &self.endings
-            && matches!(endings.walk(path.iter().rev().copied()), Walk::Muted)
+            && matches!(endings.walk::<true>(path), Walk::Muted)
         {
             return true;
         }
@@ -199,24 +211,37 @@ const EXACT: u32 = 1;
 const PREFIX: u32 = 2;
 /// A rooted glob's literal directory ends here.
 const GLOB_ROOT: u32 = 4;
+/// The edge into this state carries a label: more bytes that must follow
+/// the edge's byte before the state is reached.
+const LABELLED: u32 = 8;
 /// How many low bits of a state value hold its flags.
-const FLAG_BITS: u32 = 3;
+const FLAG_BITS: u32 = 4;
 /// The state no pattern continues from; its value is 0.
 const DEAD: u32 = 0;
 
 /// Past this many transition-table entries (4 MiB) the deeper states are
 /// stored as sparse edge lists, so that 10,000 rules do not cost tens of
-/// megabytes. Walks of paths that match no rule end a few bytes in, in the
+/// megabytes. Walks of paths that match no rule end a few states in, in the
 /// dense part.
 const DENSE_MAX_ENTRIES: usize = 1 << 20;
 
-/// An anchored trie compiled to a table: one lookup per input byte, and a
-/// state value that carries its own flags, so that the walk tests one value
-/// per byte and touches no other memory.
+/// An anchored trie compiled to a table, with runs of single-child states
+/// collapsed into labels (a radix tree).
+///
+/// Walking a trie is a chain of dependent loads: each byte's next state is
+/// found from the previous one, so a byte-per-state walk costs a load's
+/// latency per byte, and most of a path's bytes lie on runs no rule branches
+/// from (`/usr/libexec/`, `/Library/Caches/com.vendor`). Here only the
+/// states where a rule ends or two rules part are states; the run of bytes
+/// in front of each one is its label, compared in one slice comparison.
+/// An unmuted path therefore costs a few lookups, however long the rules'
+/// shared runs are.
 ///
 /// A state value is `index << FLAG_BITS | flags`; index 0 is the dead
 /// state. States are numbered breadth first, so the shallow ones, which
-/// every walk visits, are the dense ones.
+/// every walk visits, are the dense ones. The flags are in the value so a
+/// walk tests them without touching other memory, and `LABELLED` says
+/// whether there is a label to compare at all.
 #[derive(Debug, Clone)]
 struct Trie {
     /// The byte's column in the dense table (0: no pattern has it).
@@ -232,6 +257,11 @@ struct Trie {
     /// `sparse_edges[sparse_offsets[i]..sparse_offsets[i + 1]]`.
     sparse_offsets: Vec<u32>,
     sparse_edges: Vec<(u8, u32)>,
+    /// Per state index, its label as `(start, len)` in `label_bytes`, in the
+    /// input's own byte order (for a trie walked from the input's end, the
+    /// label is stored reversed back, so both compare a plain slice).
+    labels: Vec<(u32, u32)>,
+    label_bytes: Vec<u8>,
 }
 
 /// What walking a path through the trie found.
@@ -262,34 +292,118 @@ impl Trie {
         }
     }
 
-    /// Walks `input` from the root, stopping as soon as no pattern can
-    /// match any more.
+    /// The label in front of `state`.
+    #[inline(always)]
+    fn label(&self, state: u32) -> &[u8] {
+        let (start, len) = self.labels[(state >> FLAG_BITS) as usize];
+        &self.label_bytes[start as usize..(start + len) as usize]
+    }
+
+    /// Walks `path` from its first byte (or, with `FROM_END`, from its last
+    /// byte backwards), stopping as soon as no pattern can match any more.
     #[inline]
-    fn walk(&self, input: impl Iterator<Item = u8>) -> Walk {
+    fn walk<const FROM_END: bool>(&self, path: &[u8]) -> Walk {
         let mut state = self.start;
         if state & PREFIX != 0 {
             return Walk::Muted;
         }
         let mut under_glob_root = state & GLOB_ROOT != 0;
-        for byte in input {
+        let no_match = |under_glob_root: bool| {
+            if under_glob_root {
+                Walk::UnderGlobRoot
+            } else {
+                Walk::NoMatch
+            }
+        };
+        // `rest` is what is left to walk; it shrinks from the front, or
+        // from the back when walking from the end.
+        let mut rest = path;
+        loop {
+            let byte = if FROM_END {
+                rest.split_last()
+            } else {
+                rest.split_first()
+            };
+            let Some((&byte, after)) = byte else { break };
             state = self.next(state, byte);
+            if state == DEAD {
+                return no_match(under_glob_root);
+            }
+            rest = after;
+            if state & LABELLED != 0 {
+                let label = self.label(state);
+                // A path that ends inside a label, or leaves it, matches
+                // nothing more: no rule ends or parts inside a label.
+                let Some(split) = rest.len().checked_sub(label.len()) else {
+                    return no_match(under_glob_root);
+                };
+                let (head, tail) = if FROM_END {
+                    let (head, tail) = rest.split_at(split);
+                    (tail, head)
+                } else {
+                    let (head, tail) = rest.split_at(label.len());
+                    (head, tail)
+                };
+                if !same_bytes(head, label) {
+                    return no_match(under_glob_root);
+                }
+                rest = tail;
+            }
             if state & (PREFIX | GLOB_ROOT) != 0 {
                 if state & PREFIX != 0 {
                     return Walk::Muted;
                 }
                 under_glob_root = true;
-            } else if state == DEAD {
-                break;
             }
         }
         if state & EXACT != 0 {
             Walk::Muted
-        } else if under_glob_root {
-            Walk::UnderGlobRoot
         } else {
-            Walk::NoMatch
+            no_match(under_glob_root)
         }
     }
+}
+
+/// Whether two byte strings of the same length are equal, compared a word
+/// at a time in line: labels are a few to a few dozen bytes, and for those
+/// a call to `memcmp` costs more than the comparison.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        if n >= 4 {
+            let word =
+                |s: &[u8], i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+            // Two words that overlap when n < 8.
+            return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+        }
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    let word = |s: &[u8], i: usize| {
+        u64::from_ne_bytes([
+            s[i],
+            s[i + 1],
+            s[i + 2],
+            s[i + 3],
+            s[i + 4],
+            s[i + 5],
+            s[i + 6],
+            s[i + 7],
+        ])
+    };
+    let mut i = 0;
+    while i + 8 < n {
+        if word(a, i) != word(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    // The last word, overlapping the one before when n is not a multiple
+    // of 8.
+    word(a, n - 8) == word(b, n - 8)
 }
 
 /// A trie under construction: nodes with edge lists.
@@ -319,31 +433,69 @@ impl TrieBuilder {
         self.nodes[node].1 |= flag;
     }
 
-    fn build(self) -> Option<Trie> {
+    /// Whether `node` stays a state of the compiled trie: the root, a node
+    /// where a rule ends, and a node where rules part. Every other node has
+    /// one child and no flags, so it becomes a byte of a label.
+    fn is_kept(&self, node: usize) -> bool {
+        let (edges, flags) = &self.nodes[node];
+        node == 0 || *flags != 0 || edges.len() != 1
+    }
+
+    /// Compiles the trie. `from_end` says the patterns were inserted
+    /// reversed, for walks from the input's end, so labels are stored back
+    /// in the input's order. Past `dense_max_entries` table entries, states
+    /// are sparse.
+    fn build(self, from_end: bool, dense_max_entries: usize) -> Option<Trie> {
         if self.nodes.is_empty() {
             return None;
         }
-        // Breadth-first order; index 0 is the dead state, the root is 1.
+        // The kept nodes' edges: (byte, label, kept child), where the label
+        // is the run of collapsed nodes' bytes between them.
+        let collapse = |child: usize| -> (Vec<u8>, usize) {
+            let mut label = Vec::new();
+            let mut node = child;
+            while !self.is_kept(node) {
+                let (byte, next) = self.nodes[node].0[0];
+                label.push(byte);
+                node = next;
+            }
+            if from_end {
+                label.reverse();
+            }
+            (label, node)
+        };
+        // Breadth-first order of kept nodes; index 0 is the dead state, the
+        // root is 1.
         let mut order = vec![0usize];
-        let mut index_of = vec![0usize; self.nodes.len()];
+        let mut label_of: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut edges_of: Vec<Vec<(u8, usize)>> = Vec::new();
         let mut head = 0;
         while head < order.len() {
             let node = order[head];
             head += 1;
-            index_of[node] = head;
-            for &(_, child) in &self.nodes[node].0 {
-                order.push(child);
+            let mut edges = Vec::with_capacity(self.nodes[node].0.len());
+            for &(byte, child) in &self.nodes[node].0 {
+                let (label, kept) = collapse(child);
+                edges.push((byte, order.len()));
+                order.push(kept);
+                label_of.push(label);
             }
+            edges_of.push(edges);
         }
-        let value = |node: usize| -> u32 {
-            let index = u32::try_from(index_of[node]).expect("fewer than 2^29 trie states");
-            assert!(index < 1 << (32 - FLAG_BITS), "fewer than 2^29 trie states");
-            index << FLAG_BITS | self.nodes[node].1
+        let value = |position: usize| -> u32 {
+            let index = u32::try_from(position + 1).expect("fewer than 2^28 trie states");
+            assert!(index < 1 << (32 - FLAG_BITS), "fewer than 2^28 trie states");
+            let labelled = if label_of[position].is_empty() {
+                0
+            } else {
+                LABELLED
+            };
+            index << FLAG_BITS | self.nodes[order[position]].1 | labelled
         };
         let mut classes = [0u8; 256];
         let mut stride = 1usize;
         let mut used = [false; 256];
-        for (edges, _) in &self.nodes {
+        for edges in &edges_of {
             for &(b, _) in edges {
                 used[usize::from(b)] = true;
             }
@@ -361,14 +513,13 @@ impl TrieBuilder {
         let dense_states = if stride > 256 {
             1
         } else {
-            states.min((DENSE_MAX_ENTRIES / stride).max(2))
+            states.min((dense_max_entries / stride).max(2))
         };
         let mut dense = vec![DEAD; dense_states * stride];
         let mut sparse_offsets = vec![0u32];
         let mut sparse_edges = Vec::new();
-        for (position, &node) in order.iter().enumerate() {
+        for (position, edges) in edges_of.iter().enumerate() {
             let index = position + 1;
-            let edges = &self.nodes[node].0;
             if index < dense_states {
                 for &(b, child) in edges {
                     dense[index * stride + usize::from(classes[usize::from(b)])] = value(child);
@@ -379,6 +530,13 @@ impl TrieBuilder {
                     .push(u32::try_from(sparse_edges.len()).expect("fewer than 2^32 edges"));
             }
         }
+        let mut labels = vec![(0u32, 0u32)];
+        let mut label_bytes = Vec::new();
+        for label in &label_of {
+            let start = u32::try_from(label_bytes.len()).expect("labels under 4 GiB");
+            label_bytes.extend_from_slice(label);
+            labels.push((start, label.len() as u32));
+        }
         Some(Trie {
             classes,
             stride,
@@ -387,6 +545,8 @@ impl TrieBuilder {
             dense_states,
             sparse_offsets,
             sparse_edges,
+            labels,
+            label_bytes,
         })
     }
 }
@@ -531,7 +691,7 @@ mod tests {
             prefixes,
             globs: vec!["/Applications/*/x".into()],
         };
-        let m = PathMatcher::new(&rules, []).unwrap();
+        let m = PathMatcher::compile(&rules, [], 4096).unwrap();
         let trie = m.trie.as_ref().unwrap();
         assert!(
             !trie.sparse_edges.is_empty(),
@@ -678,6 +838,8 @@ mod tests {
                 rules.prefixes.push(String::new());
             }
             let matcher = PathMatcher::new(&rules, []).unwrap();
+            // The same rules with every state but the root sparse.
+            let sparse = PathMatcher::compile(&rules, [], 2).unwrap();
             let globs: Vec<GlobSet> = rules
                 .globs
                 .iter()
@@ -690,6 +852,11 @@ mod tests {
                     matcher.matches(path.as_bytes()),
                     expected,
                     "path {path:?} against {rules:?}"
+                );
+                assert_eq!(
+                    sparse.matches(path.as_bytes()),
+                    expected,
+                    "sparse: path {path:?} against {rules:?}"
                 );
                 checked += 1;
                 muted += usize::from(expected);
@@ -713,9 +880,10 @@ mod tests {
             prefixes: vec!["/r/ff/".into()],
             globs: vec![],
         };
-        let m = PathMatcher::new(&rules, []).unwrap();
+        let limit = 1 << 14;
+        let m = PathMatcher::compile(&rules, [], limit).unwrap();
         let trie = m.trie.as_ref().unwrap();
-        assert!(trie.dense_states * trie.stride <= DENSE_MAX_ENTRIES);
+        assert!(trie.dense_states * trie.stride <= limit);
         assert!(!trie.sparse_edges.is_empty());
         for p in paths.iter().step_by(97) {
             assert!(m.matches(p.as_bytes()), "{p}");
@@ -729,5 +897,19 @@ mod tests {
     fn bad_globs_are_config_errors() {
         let err = PathMatcher::new(&rules(&[], &[], &["/a/[b"]), []).unwrap_err();
         assert!(err.to_string().contains("/a/[b"), "{err}");
+    }
+
+    #[test]
+    fn word_comparison_agrees_with_slice_equality_at_every_length_and_position() {
+        let a: Vec<u8> = (0..40u8).collect();
+        for n in 0..=40 {
+            assert!(same_bytes(&a[..n], &a[..n]));
+            for differ in 0..n {
+                let mut b = a[..n].to_vec();
+                b[differ] ^= 0x20;
+                assert!(!same_bytes(&a[..n], &b), "length {n}, byte {differ}");
+            }
+        }
+        assert!(!same_bytes(b"abc", b"abcd"));
     }
 }
