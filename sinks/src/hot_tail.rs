@@ -178,6 +178,49 @@ impl HotTail {
             .collect()
     }
 
+    /// Arrow memory held by `table`.
+    pub fn table_bytes(&self, table: &str) -> usize {
+        self.read().by_table.get(table).map_or(0, |t| t.bytes)
+    }
+
+    /// The batches of `table`, with their sequence numbers, oldest first (a
+    /// cheap clone): what a roll writes while appends carry on.
+    pub fn batches(&self, table: &str) -> Vec<HotBatch> {
+        self.read()
+            .by_table
+            .get(table)
+            .map(|t| t.batches.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Ends a roll written from [`HotTail::batches`]: calls `publish` while
+    /// holding the write lock and, if it succeeds, removes the batches of
+    /// `table` numbered up to `last_seq` (those appended since stay). On
+    /// error nothing is removed, to be rolled again later.
+    pub fn remove_through<R, E>(
+        &self,
+        table: &str,
+        last_seq: u64,
+        publish: impl FnOnce() -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut tables = self.write();
+        let published = publish()?;
+        let Some(tail) = tables.by_table.get_mut(table) else {
+            return Ok(published);
+        };
+        let mut freed = 0;
+        while let Some(front) = tail.batches.front()
+            && front.seq <= last_seq
+        {
+            freed += front.bytes;
+            tail.rows -= front.batch.num_rows();
+            tail.batches.pop_front();
+        }
+        tail.bytes -= freed;
+        tables.bytes -= freed;
+        Ok(published)
+    }
+
     /// Rolls `table`: calls `publish` with all its batches while holding the
     /// write lock and, if it succeeds, removes them. On error the batches
     /// stay, to be rolled again later.
@@ -245,6 +288,33 @@ mod tests {
         assert!(tail.snapshot("t").is_empty());
         assert_eq!(tail.oldest_seq(), Some(2));
         assert_eq!(tail.bytes(), tail.stats()[1].1.bytes);
+    }
+
+    #[test]
+    fn remove_through_keeps_batches_appended_during_a_roll() {
+        let tail = HotTail::new(1 << 20);
+        tail.push("t", 1, batch(3));
+        tail.push("t", 2, batch(2));
+        let rolling = tail.batches("t");
+        assert_eq!(rolling.iter().map(|b| b.seq).collect::<Vec<_>>(), [1, 2]);
+        // Appended while the roll writes its files.
+        tail.push("t", 3, batch(4));
+
+        let failed: Result<(), &str> = tail.remove_through("t", 2, || Err("disk full"));
+        assert!(failed.is_err());
+        assert_eq!(
+            tail.snapshot("t").len(),
+            3,
+            "a failed publish removes nothing"
+        );
+
+        tail.remove_through("t", 2, || Ok::<_, ()>(())).unwrap();
+        let left = tail.batches("t");
+        assert_eq!(left.iter().map(|b| b.seq).collect::<Vec<_>>(), [3]);
+        assert_eq!(tail.stats()[0].1.rows, 4);
+        assert_eq!(tail.bytes(), left[0].bytes);
+        assert_eq!(tail.table_bytes("t"), left[0].bytes);
+        assert_eq!(tail.table_bytes("u"), 0);
     }
 
     #[test]

@@ -12,7 +12,11 @@
 //!    [`StorageOptions::roll_age`] (checked on append and on
 //!    [`Storage::maintain`]): they are concatenated into one batch, split by
 //!    hour, sorted by `time`, and written as one file per table-hour with the
-//!    [`ParquetPersister`], all published together.
+//!    [`ParquetPersister`] under `DATA_DIR/.roll/`, then all moved into
+//!    their hour directories together. By default this runs on a roller
+//!    thread ([`StorageOptions::background_rolls`]), so the appending thread
+//!    spends its time on the WAL only; the hot tail's memory budget is what
+//!    the roller may fall behind by before appends wait for it.
 //! 3. The WAL checkpoint is then advanced past the rolled batches, and WAL
 //!    segments wholly below it are deleted.
 //! 4. [Retention](crate::retention) deletes what is too old or over a
@@ -24,13 +28,17 @@
 //! ```text
 //! DATA_DIR/.wal/LOCK, checkpoint, <first_seq>.wal   write-ahead log
 //! DATA_DIR/.compact/…                               compaction staging (never read)
+//! DATA_DIR/.roll/…                                  roll staging (never read)
 //! DATA_DIR/<table>/date=YYYY-MM-DD/hour=HH/<stem>-w<first>-<last>.parquet
 //! ```
 //!
 //! The listing rule is the one the catalog already uses: **every
 //! `*.parquet` file under `DATA_DIR/<table>/` is complete and holds rows no
 //! other listed file holds.** Writers keep it true: files are written under
-//! hidden `.tmp` names and renamed; compaction builds the merged hour in
+//! hidden `.tmp` names and renamed (a roll's files are complete in `.roll/`
+//! before they are renamed into their hour, under the hot tail's write
+//! lock, so a reader sees a row in the tail or in a file, never both);
+//! compaction builds the merged hour in
 //! `.compact/` and swaps it for the live hour directory in one atomic
 //! `rename` exchange, so a listing sees the old files or the merged file,
 //! never both.
@@ -45,18 +53,18 @@
 //! One process writes a data dir at a time (the WAL's `LOCK`); any number of
 //! processes may read it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use arrow::array::RecordBatch;
 use arrow::compute::concat_batches;
 
 use crate::compaction::{self, CompactionPolicy, CompactionReport};
-use crate::hot_tail::{HotBatch, HotTail};
+use crate::hot_tail::{HotBatch, HotTail, TailStats};
 use crate::layout::{PartitionKey, partition_dir};
 use crate::parquet_persister::{split_by_hour, time_column, validate_table_name};
 use crate::retention::{self, RetentionPolicy, RetentionReport};
@@ -67,6 +75,9 @@ use crate::{ParquetPersister, PersistError, PersistOptions};
 pub const WAL_DIR: &str = ".wal";
 /// Name of compaction's staging directory under the data dir.
 pub const COMPACT_DIR: &str = ".compact";
+/// Name of the directory under the data dir where rolls write their files
+/// before moving them into place (never read).
+pub const ROLL_DIR: &str = ".roll";
 
 /// The WAL sequence numbers a Parquet file holds rows of, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,6 +134,11 @@ pub struct StorageOptions {
     pub compaction: CompactionPolicy,
     /// How often [`Storage::maintain`] runs retention and compaction.
     pub housekeeping_every: Duration,
+    /// Roll on a thread of the storage's own, so that encoding and
+    /// compressing Parquet does not hold up appends (on a 2-core host this
+    /// is what lets the WAL writer and the Parquet encoder run at once).
+    /// Off: rolls run on the thread that appends or calls `maintain`.
+    pub background_rolls: bool,
 }
 
 impl Default for StorageOptions {
@@ -137,6 +153,7 @@ impl Default for StorageOptions {
             retention: RetentionPolicy::default(),
             compaction: CompactionPolicy::default(),
             housekeeping_every: Duration::from_secs(60),
+            background_rolls: true,
         }
     }
 }
@@ -290,9 +307,44 @@ struct Writer {
     last_error: Option<String>,
 }
 
+/// Which rolls the background roller has been asked for.
+#[derive(Debug, Default)]
+struct RollRequests {
+    /// Tables to roll if still due, oldest request first, each at most once.
+    tables: VecDeque<String>,
+    /// The roller is working on a request.
+    busy: bool,
+    /// The storage is being dropped: the roller stops.
+    shutdown: bool,
+}
+
+/// When [`Shared::roll_table`] rolls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RollWhen {
+    /// Only if the table is over `roll_bytes` or its oldest batch is older
+    /// than `roll_age`, and no failure asked to wait.
+    Due,
+    /// Whatever it holds, unless a failure asked to wait (making room).
+    Now,
+    /// Whatever it holds, whatever the retry delay (flush).
+    Force,
+}
+
+/// One Parquet file of a roll, complete under `DATA_DIR/.roll/` and not
+/// yet where readers look.
+struct StagedRoll {
+    staged: PathBuf,
+    final_path: PathBuf,
+}
+
 /// The storage of one data dir: WAL, hot tail, roller, retention,
 /// compaction. `Send + Sync`: one writer thread appends while query threads
 /// take snapshots.
+///
+/// With [`StorageOptions::background_rolls`] (the default) a table that
+/// outgrows [`StorageOptions::roll_bytes`] is encoded to Parquet on a
+/// roller thread of its own, so the thread that appends only pays for the
+/// WAL; the hot-tail budget bounds what the roller may fall behind by.
 ///
 /// ```no_run
 /// # fn demo(batch: arrow::array::RecordBatch) -> Result<(), sluice_sinks::StorageError> {
@@ -306,11 +358,36 @@ struct Writer {
 /// # let _ = (ack, visible); Ok(()) }
 /// ```
 pub struct Storage {
+    shared: Arc<Shared>,
+    /// The background roller, if [`StorageOptions::background_rolls`].
+    roller: Option<std::thread::JoinHandle<()>>,
+}
+
+/// What the appending threads and the roller thread share.
+///
+/// Locks, always taken in this order (never the other way round):
+/// `roll_lock` → hot tail → `writer`. `roll_lock` makes rolls, retention
+/// and compaction one at a time (a compaction swaps an hour directory, so no
+/// roll may publish into it meanwhile); `writer` orders WAL appends and
+/// checkpoints. Nobody waits for `roll_lock` while holding `writer`, which
+/// is why [`Shared::append`] makes room before it takes `writer`.
+struct Shared {
     data_dir: PathBuf,
     options: StorageOptions,
+    /// Writes compaction's merged files.
     persister: ParquetPersister,
+    /// Writes rolls under `DATA_DIR/.roll/`, where no reader looks, so the
+    /// slow part of a roll (concatenate, sort, encode, compress, fsync)
+    /// runs without holding any lock a reader or appender needs.
+    staging: ParquetPersister,
     hot: HotTail,
     writer: Mutex<Writer>,
+    roll_lock: Mutex<()>,
+    requests: Mutex<RollRequests>,
+    /// Signalled when a roll is requested or the storage shuts down.
+    requested: Condvar,
+    /// Signalled when the roller finishes a request.
+    idle: Condvar,
     counters: Counters,
     listener: RwLock<Option<Arc<StorageListener>>>,
 }
@@ -318,10 +395,17 @@ pub struct Storage {
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Storage")
-            .field("data_dir", &self.data_dir)
-            .field("hot_bytes", &self.hot.bytes())
+            .field("data_dir", &self.shared.data_dir)
+            .field("hot_bytes", &self.shared.hot.bytes())
+            .field("background_rolls", &self.roller.is_some())
             .finish_non_exhaustive()
     }
+}
+
+fn relock<T>(result: std::sync::LockResult<MutexGuard<'_, T>>) -> MutexGuard<'_, T> {
+    // Every critical section leaves its data consistent, so a panic on
+    // another thread does not make it unusable.
+    result.unwrap_or_else(|p| p.into_inner())
 }
 
 impl Storage {
@@ -340,14 +424,17 @@ impl Storage {
             }
         })?;
         let (mut wal, replay) = Wal::open(&data_dir.join(WAL_DIR), options.wal.clone())?;
-        // Leftovers of a compaction cut short: never read, safe to drop.
-        let staging = data_dir.join(COMPACT_DIR);
-        if staging.exists() {
-            fs::remove_dir_all(&staging).map_err(|source| StorageError::Io {
-                op: "removing compaction leftovers",
-                path: staging.clone(),
-                source,
-            })?;
+        // Leftovers of a compaction or a roll cut short: never read, and
+        // their rows are still in the WAL, so they are safe to drop.
+        for leftovers in [COMPACT_DIR, ROLL_DIR] {
+            let staging = data_dir.join(leftovers);
+            if staging.exists() {
+                fs::remove_dir_all(&staging).map_err(|source| StorageError::Io {
+                    op: "removing leftovers of an interrupted roll or compaction",
+                    path: staging.clone(),
+                    source,
+                })?;
+            }
         }
 
         let claims = FileClaims::scan(&data_dir)?;
@@ -393,9 +480,13 @@ impl Storage {
         }
 
         let persister = ParquetPersister::with_options(&data_dir, options.persist.clone());
-        let storage = Storage {
+        let staging =
+            ParquetPersister::with_options(data_dir.join(ROLL_DIR), options.persist.clone());
+        let background = options.background_rolls;
+        let shared = Arc::new(Shared {
             data_dir,
             persister,
+            staging,
             hot,
             writer: Mutex::new(Writer {
                 wal,
@@ -403,32 +494,203 @@ impl Storage {
                 last_housekeeping: Instant::now(),
                 last_error: None,
             }),
+            roll_lock: Mutex::new(()),
+            requests: Mutex::new(RollRequests::default()),
+            requested: Condvar::new(),
+            idle: Condvar::new(),
             counters: Counters::default(),
             listener: RwLock::new(None),
             options,
+        });
+        let roller = if background {
+            let for_roller = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name("sluice-roller".to_string())
+                .spawn(move || for_roller.roller_loop())
+                .map_err(|source| StorageError::Io {
+                    op: "starting the roller thread for",
+                    path: shared.data_dir.clone(),
+                    source,
+                })?;
+            Some(handle)
+        } else {
+            None
         };
-        Ok((storage, report))
+        Ok((Storage { shared, roller }, report))
     }
 
     /// The data dir.
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        &self.shared.data_dir
     }
 
     /// The options it runs with.
     pub fn options(&self) -> &StorageOptions {
-        &self.options
+        &self.shared.options
     }
 
     /// The hot tail, for queries.
     pub fn hot_tail(&self) -> &HotTail {
-        &self.hot
+        &self.shared.hot
     }
 
     /// Sets the callback told of every file published or removed (e.g. an
     /// object-store uploader). Replaces any earlier one.
     pub fn set_listener(&self, listener: StorageListener) {
-        *self.listener.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(listener));
+        *self
+            .shared
+            .listener
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(listener));
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> StorageStats {
+        let c = &self.shared.counters;
+        StorageStats {
+            appended_batches: c.appended_batches.load(Ordering::Relaxed),
+            appended_rows: c.appended_rows.load(Ordering::Relaxed),
+            refused_batches: c.refused_batches.load(Ordering::Relaxed),
+            refused_rows: c.refused_rows.load(Ordering::Relaxed),
+            files_published: c.files_published.load(Ordering::Relaxed),
+            failed_rolls: c.failed_rolls.load(Ordering::Relaxed),
+            hot_bytes: self.shared.hot.bytes(),
+            last_error: self.shared.lock().last_error.clone(),
+        }
+    }
+
+    /// Stores one batch of `table`: WAL first, then the hot tail. When this
+    /// returns `Ok` the batch is acknowledged: durable as the fsync policy
+    /// promises, and visible in [`Storage::hot_tail`].
+    ///
+    /// On `Err` nothing was stored and the rows are counted as refused; a
+    /// full disk ([`StorageError::is_out_of_space`]) is such an error, and
+    /// later appends succeed again once space returns. A table that
+    /// outgrows `roll_bytes` is rolled to Parquet, on the roller thread
+    /// (after this returns) or, without background rolls, before this
+    /// returns; a failed roll is not an append error (the batch is safe in
+    /// the WAL), it is counted and retried. When the hot tail's budget is
+    /// full, this waits for the roller and then rolls every table itself.
+    pub fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
+        validate_table_name(table)?;
+        time_column(table, &batch)?;
+        if batch.num_rows() == 0 {
+            return Ok(AppendAck { seq: 0 });
+        }
+        let rows = batch.num_rows();
+        let result = self.shared.append(table, batch);
+        let c = &self.shared.counters;
+        match &result {
+            Ok(_) => {
+                c.appended_batches.fetch_add(1, Ordering::Relaxed);
+                c.appended_rows.fetch_add(rows as u64, Ordering::Relaxed);
+            }
+            Err(err) => {
+                c.refused_batches.fetch_add(1, Ordering::Relaxed);
+                c.refused_rows.fetch_add(rows as u64, Ordering::Relaxed);
+                self.shared.lock().last_error = Some(err.to_string());
+            }
+        }
+        if result.is_ok() && self.shared.hot.table_bytes(table) >= self.shared.options.roll_bytes {
+            self.roll_when_due(table);
+        }
+        result
+    }
+
+    /// Rolls `table` if due: hands it to the roller, or rolls it here.
+    fn roll_when_due(&self, table: &str) {
+        if self.roller.is_some() {
+            self.shared.request_roll(table);
+        } else {
+            let _ = self.shared.roll_table(table, RollWhen::Due);
+        }
+    }
+
+    /// Rolls what is due (by size or age; on the roller thread with
+    /// background rolls), fsyncs the WAL under an interval policy, and every
+    /// [`StorageOptions::housekeeping_every`] runs retention and compaction.
+    /// Call it about once a second.
+    ///
+    /// Roll failures are counted and retried later, not returned; the error
+    /// returned is the WAL's or housekeeping's.
+    pub fn maintain(&self) -> Result<(), StorageError> {
+        let shared = &self.shared;
+        let housekeeping_due = {
+            let mut writer = shared.lock();
+            writer.wal.sync_if_due()?;
+            let due = writer.last_housekeeping.elapsed() >= shared.options.housekeeping_every;
+            if due {
+                writer.last_housekeeping = Instant::now();
+            }
+            due
+        };
+        for (table, stats) in shared.hot.stats() {
+            if shared.is_due(&stats) {
+                self.roll_when_due(&table);
+            }
+        }
+        if housekeeping_due {
+            shared.housekeeping(SystemTime::now())?;
+        }
+        Ok(())
+    }
+
+    /// Waits until the roller has done every roll asked of it so far (at
+    /// once without background rolls). [`Storage::flush`] does this too.
+    pub fn wait_for_rolls(&self) {
+        let mut requests = relock(self.shared.requests.lock());
+        while self.roller.is_some()
+            && !requests.shutdown
+            && (requests.busy || !requests.tables.is_empty())
+        {
+            requests = relock(self.shared.idle.wait(requests));
+        }
+    }
+
+    /// Rolls every table now, ignoring age, size and any retry delay, and
+    /// fsyncs the WAL. Returns the first roll error (the batches of a failed
+    /// table stay hot and in the WAL). Call it at shutdown.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.wait_for_rolls();
+        let mut first_error = None;
+        for (table, _) in self.shared.hot.stats() {
+            if let Err(err) = self.shared.roll_table(&table, RollWhen::Force)
+                && first_error.is_none()
+            {
+                first_error = Some(err);
+            }
+        }
+        self.shared.lock().wal.sync()?;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Runs retention and compaction now (as of `now`), whatever the
+    /// schedule.
+    pub fn housekeeping(
+        &self,
+        now: SystemTime,
+    ) -> Result<(RetentionReport, CompactionReport), StorageError> {
+        self.shared.housekeeping(now)
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let Some(roller) = self.roller.take() else {
+            return;
+        };
+        relock(self.shared.requests.lock()).shutdown = true;
+        self.shared.requested.notify_all();
+        self.shared.idle.notify_all();
+        // A roll in progress finishes (or fails) first; requests not yet
+        // started are left to the WAL, as without background rolls.
+        let _ = roller.join();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Writer> {
+        relock(self.writer.lock())
     }
 
     fn notify(&self, event: StorageEvent<'_>) {
@@ -442,265 +704,225 @@ impl Storage {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Writer> {
-        self.writer.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Live counters.
-    pub fn stats(&self) -> StorageStats {
-        let c = &self.counters;
-        StorageStats {
-            appended_batches: c.appended_batches.load(Ordering::Relaxed),
-            appended_rows: c.appended_rows.load(Ordering::Relaxed),
-            refused_batches: c.refused_batches.load(Ordering::Relaxed),
-            refused_rows: c.refused_rows.load(Ordering::Relaxed),
-            files_published: c.files_published.load(Ordering::Relaxed),
-            failed_rolls: c.failed_rolls.load(Ordering::Relaxed),
-            hot_bytes: self.hot.bytes(),
-            last_error: self.lock().last_error.clone(),
+    fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
+        let size = batch.get_array_memory_size();
+        if self.hot.would_exceed(size) {
+            // Make room: first let the roller finish what it was asked
+            // (its batches are still hot), then roll every table here. If
+            // that fails too (a full disk), refuse rather than grow without
+            // bound. The retry delay applies, so a full disk costs one
+            // failed roll per `retry_after`, not one per refused batch.
+            self.wait_for_roller();
+            if self.hot.would_exceed(size) {
+                self.roll_all();
+            }
         }
-    }
-
-    /// Stores one batch of `table`: WAL first, then the hot tail. When this
-    /// returns `Ok` the batch is acknowledged: durable as the fsync policy
-    /// promises, and visible in [`Storage::hot_tail`].
-    ///
-    /// On `Err` nothing was stored and the rows are counted as refused; a
-    /// full disk ([`StorageError::is_out_of_space`]) is such an error, and
-    /// later appends succeed again once space returns. May roll the table
-    /// to Parquet first or after; a failed roll is not an append error (the
-    /// batch is safe in the WAL), it is counted and retried.
-    pub fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
-        validate_table_name(table)?;
-        time_column(table, &batch)?;
-        if batch.num_rows() == 0 {
-            return Ok(AppendAck { seq: 0 });
-        }
-        let rows = batch.num_rows();
         let mut writer = self.lock();
-        let result = self.append_locked(&mut writer, table, batch);
-        let c = &self.counters;
-        match &result {
-            Ok(_) => {
-                c.appended_batches.fetch_add(1, Ordering::Relaxed);
-                c.appended_rows.fetch_add(rows as u64, Ordering::Relaxed);
-            }
-            Err(err) => {
-                c.refused_batches.fetch_add(1, Ordering::Relaxed);
-                c.refused_rows.fetch_add(rows as u64, Ordering::Relaxed);
-                writer.last_error = Some(err.to_string());
-            }
+        if self.hot.would_exceed(size) && self.hot.bytes() > 0 {
+            return Err(StorageError::HotTailFull {
+                table: table.to_string(),
+                rows: batch.num_rows(),
+                bytes: self.hot.bytes(),
+                budget: self.hot.budget_bytes(),
+            });
+        }
+        let seq = writer.wal.append(table, &batch)?;
+        self.hot.push(table, seq, batch);
+        Ok(AppendAck { seq })
+    }
+
+    fn wait_for_roller(&self) {
+        let mut requests = relock(self.requests.lock());
+        while !requests.shutdown && (requests.busy || !requests.tables.is_empty()) {
+            requests = relock(self.idle.wait(requests));
+        }
+    }
+
+    /// Asks the roller to roll `table` if it is still due when its turn
+    /// comes (a table asked for twice is rolled once).
+    fn request_roll(&self, table: &str) {
+        let mut requests = relock(self.requests.lock());
+        if !requests.tables.iter().any(|t| t == table) {
+            requests.tables.push_back(table.to_string());
+            self.requested.notify_one();
+        }
+    }
+
+    /// The roller thread: rolls requested tables, one at a time, until the
+    /// storage is dropped.
+    fn roller_loop(&self) {
+        loop {
+            let table = {
+                let mut requests = relock(self.requests.lock());
+                loop {
+                    if requests.shutdown {
+                        return;
+                    }
+                    if let Some(table) = requests.tables.pop_front() {
+                        requests.busy = true;
+                        break table;
+                    }
+                    requests = relock(self.requested.wait(requests));
+                }
+            };
+            // Failures are counted, logged and kept in `last_error` by
+            // roll_table; the batches stay hot and the next request or
+            // maintain retries.
+            let _ = self.roll_table(&table, RollWhen::Due);
+            relock(self.requests.lock()).busy = false;
+            self.idle.notify_all();
+        }
+    }
+
+    fn is_due(&self, stats: &TailStats) -> bool {
+        stats.bytes >= self.options.roll_bytes
+            || stats
+                .oldest
+                .is_some_and(|t| t.elapsed() >= self.options.roll_age)
+    }
+
+    fn housekeeping(
+        &self,
+        now: SystemTime,
+    ) -> Result<(RetentionReport, CompactionReport), StorageError> {
+        let _rolls = relock(self.roll_lock.lock());
+        let notify = |event: StorageEvent<'_>| self.notify(event);
+        let result = retention::apply(&self.data_dir, &self.options.retention, now, &notify)
+            .and_then(|retention| {
+                let compaction = compaction::compact(
+                    &self.persister,
+                    &self.data_dir,
+                    &self.options.compaction,
+                    now,
+                    &notify,
+                )?;
+                Ok((retention, compaction))
+            });
+        if let Err(err) = &result {
+            self.lock().last_error = Some(err.to_string());
         }
         result
     }
 
-    fn append_locked(
-        &self,
-        writer: &mut Writer,
-        table: &str,
-        batch: RecordBatch,
-    ) -> Result<AppendAck, StorageError> {
-        let size = batch.get_array_memory_size();
-        if self.hot.would_exceed(size) {
-            // Make room by rolling every table now; if that fails too (a
-            // full disk), refuse rather than grow without bound. The retry
-            // delay applies, so a full disk costs one failed roll per
-            // `retry_after`, not one per refused batch.
-            self.roll_all(writer, false);
-            if self.hot.would_exceed(size) && self.hot.bytes() > 0 {
-                return Err(StorageError::HotTailFull {
-                    table: table.to_string(),
-                    rows: batch.num_rows(),
-                    bytes: self.hot.bytes(),
-                    budget: self.hot.budget_bytes(),
-                });
-            }
-        }
-        let seq = writer.wal.append(table, &batch)?;
-        self.hot.push(table, seq, batch);
-        let table_bytes = self
-            .hot
-            .stats()
-            .into_iter()
-            .find(|(name, _)| name == table)
-            .map_or(0, |(_, s)| s.bytes);
-        if table_bytes >= self.options.roll_bytes {
-            let _ = self.roll_table(writer, table, false);
-        }
-        Ok(AppendAck { seq })
-    }
-
-    /// Rolls what is due (by size or age), fsyncs the WAL under an interval
-    /// policy, and every [`StorageOptions::housekeeping_every`] runs
-    /// retention and compaction. Call it about once a second.
-    ///
-    /// Roll failures are counted and retried later, not returned; the error
-    /// returned is the WAL's or housekeeping's.
-    pub fn maintain(&self) -> Result<(), StorageError> {
-        let mut writer = self.lock();
-        writer.wal.sync_if_due()?;
-        for (table, stats) in self.hot.stats() {
-            let old = stats
-                .oldest
-                .is_some_and(|t| t.elapsed() >= self.options.roll_age);
-            if old || stats.bytes >= self.options.roll_bytes {
-                let _ = self.roll_table(&mut writer, &table, false);
-            }
-        }
-        if writer.last_housekeeping.elapsed() >= self.options.housekeeping_every {
-            writer.last_housekeeping = Instant::now();
-            self.housekeeping_locked(&mut writer, SystemTime::now())?;
-        }
-        Ok(())
-    }
-
-    /// Rolls every table now, ignoring age, size and any retry delay, and
-    /// fsyncs the WAL. Returns the first roll error (the batches of a failed
-    /// table stay hot and in the WAL). Call it at shutdown.
-    pub fn flush(&self) -> Result<(), StorageError> {
-        let mut writer = self.lock();
-        writer.retry_at = None;
-        let mut first_error = None;
+    fn roll_all(&self) {
         for (table, _) in self.hot.stats() {
-            if let Err(err) = self.roll_table(&mut writer, &table, true)
-                && first_error.is_none()
-            {
-                first_error = Some(err);
-            }
-        }
-        writer.wal.sync()?;
-        first_error.map_or(Ok(()), Err)
-    }
-
-    /// Runs retention and compaction now (as of `now`), whatever the
-    /// schedule.
-    pub fn housekeeping(
-        &self,
-        now: SystemTime,
-    ) -> Result<(RetentionReport, CompactionReport), StorageError> {
-        let mut writer = self.lock();
-        self.housekeeping_locked(&mut writer, now)
-    }
-
-    fn housekeeping_locked(
-        &self,
-        writer: &mut Writer,
-        now: SystemTime,
-    ) -> Result<(RetentionReport, CompactionReport), StorageError> {
-        let notify = |event: StorageEvent<'_>| self.notify(event);
-        let retention = retention::apply(&self.data_dir, &self.options.retention, now, &notify);
-        let retention = match retention {
-            Ok(r) => r,
-            Err(err) => {
-                writer.last_error = Some(err.to_string());
-                return Err(err);
-            }
-        };
-        let compaction = compaction::compact(
-            &self.persister,
-            &self.data_dir,
-            &self.options.compaction,
-            now,
-            &notify,
-        );
-        match compaction {
-            Ok(c) => Ok((retention, c)),
-            Err(err) => {
-                writer.last_error = Some(err.to_string());
-                Err(err)
-            }
-        }
-    }
-
-    fn roll_all(&self, writer: &mut Writer, ignore_retry: bool) {
-        for (table, _) in self.hot.stats() {
-            if self.roll_table(writer, &table, ignore_retry).is_err() {
+            if self.roll_table(&table, RollWhen::Now).is_err() {
                 break;
             }
         }
     }
 
-    /// Writes all hot batches of `table` to Parquet, then advances the WAL
-    /// checkpoint. On failure the batches stay hot and no roll is tried
-    /// again before `retry_after` (unless `ignore_retry`).
-    fn roll_table(
-        &self,
-        writer: &mut Writer,
-        table: &str,
-        ignore_retry: bool,
-    ) -> Result<(), StorageError> {
-        if !ignore_retry && writer.retry_at.is_some_and(|t| Instant::now() < t) {
+    /// Writes the hot batches of `table` to Parquet (`when` says whether it
+    /// must be due), then advances the WAL checkpoint. On failure the
+    /// batches stay hot and no roll is tried again before `retry_after`
+    /// (unless forced).
+    ///
+    /// The files are written and fsynced under `DATA_DIR/.roll/` with no
+    /// lock but `roll_lock` held, so appends and queries carry on; then,
+    /// under the hot tail's write lock, they are renamed into their hour
+    /// directories and the batches they hold leave the tail, so a reader
+    /// sees each row once. Batches appended meanwhile stay for the next
+    /// roll.
+    fn roll_table(&self, table: &str, when: RollWhen) -> Result<(), StorageError> {
+        let _rolls = relock(self.roll_lock.lock());
+        if when != RollWhen::Force && self.lock().retry_at.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
-        let mut published: Vec<PathBuf> = Vec::new();
-        let result = self.hot.roll(table, |batches| {
-            self.write_rolled(table, batches, &mut published)
+        if when == RollWhen::Due
+            && !self
+                .hot
+                .stats()
+                .iter()
+                .any(|(name, stats)| name == table && self.is_due(stats))
+        {
+            return Ok(());
+        }
+        let batches = self.hot.batches(table);
+        let Some(last_seq) = batches.last().map(|b| b.seq) else {
+            return Ok(());
+        };
+        let result = self.stage_rolled(table, &batches).and_then(|staged| {
+            self.hot
+                .remove_through(table, last_seq, || publish_staged(&self.data_dir, staged))
         });
+        drop(batches);
         match result {
-            Ok(_) => {
-                writer.retry_at = None;
+            Ok(published) => {
                 self.counters
                     .files_published
                     .fetch_add(published.len() as u64, Ordering::Relaxed);
                 for path in &published {
                     self.notify(StorageEvent::Published { table, path });
                 }
-                self.advance_checkpoint(writer)
+                let mut writer = self.lock();
+                writer.retry_at = None;
+                self.advance_checkpoint(&mut writer)
             }
             Err(err) => {
                 self.counters.failed_rolls.fetch_add(1, Ordering::Relaxed);
-                writer.retry_at = Some(Instant::now() + self.options.retry_after);
                 tracing::warn!(table, error = %err, "rolling the hot tail to Parquet failed; will retry");
+                let mut writer = self.lock();
+                writer.retry_at = Some(Instant::now() + self.options.retry_after);
                 writer.last_error = Some(err.to_string());
                 Err(err)
             }
         }
     }
 
-    /// The roll itself: concatenates runs of batches with one schema, and
-    /// writes each run as files tagged with its WAL range.
-    fn write_rolled(
+    /// The slow part of a roll: concatenates runs of batches with one
+    /// schema and writes each run, tagged with its WAL range, as complete
+    /// files under `DATA_DIR/.roll/`. On error nothing is left there.
+    fn stage_rolled(
         &self,
         table: &str,
         batches: &[HotBatch],
-        published: &mut Vec<PathBuf>,
-    ) -> Result<(), StorageError> {
-        let mut runs: Vec<&[HotBatch]> = Vec::new();
-        let mut start = 0;
-        for i in 1..=batches.len() {
-            if i == batches.len() || batches[i].batch.schema() != batches[start].batch.schema() {
-                runs.push(&batches[start..i]);
+    ) -> Result<Vec<StagedRoll>, StorageError> {
+        let mut staged: Vec<StagedRoll> = Vec::new();
+        let result = (|| {
+            let mut start = 0;
+            for i in 1..=batches.len() {
+                if i < batches.len() && batches[i].batch.schema() == batches[start].batch.schema() {
+                    continue;
+                }
+                let run = &batches[start..i];
                 start = i;
-            }
-        }
-        for run in runs {
-            let range = WalRange {
-                first: run[0].seq,
-                last: run[run.len() - 1].seq,
-            };
-            let parts: Vec<RecordBatch> = run.iter().map(|b| b.batch.clone()).collect();
-            let combined = concat_batches(&run[0].batch.schema(), &parts).map_err(|source| {
-                PersistError::Arrow {
-                    table: table.to_string(),
-                    source,
-                }
-            })?;
-            match self
-                .persister
-                .persist_tagged(table, &combined, Some(&range.tag()))
-            {
-                Ok(paths) => published.extend(paths),
-                Err(err) => {
-                    // Earlier runs of this roll are published; take them
-                    // back so the retry does not store them twice.
-                    for path in published.drain(..) {
-                        let _ = fs::remove_file(path);
-                    }
-                    return Err(err.into());
+                let range = WalRange {
+                    first: run[0].seq,
+                    last: run[run.len() - 1].seq,
+                };
+                let schema = run[0].batch.schema();
+                let combined =
+                    concat_batches(&schema, run.iter().map(|b| &b.batch)).map_err(|source| {
+                        PersistError::Arrow {
+                            table: table.to_string(),
+                            source,
+                        }
+                    })?;
+                let paths = self
+                    .staging
+                    .persist_tagged(table, &combined, Some(&range.tag()))?;
+                for staged_path in paths {
+                    let relative = staged_path
+                        .strip_prefix(self.staging.data_dir())
+                        .unwrap_or(&staged_path);
+                    let final_path = self.data_dir.join(relative);
+                    staged.push(StagedRoll {
+                        staged: staged_path,
+                        final_path,
+                    });
                 }
             }
+            Ok::<(), StorageError>(())
+        })();
+        match result {
+            Ok(()) => Ok(staged),
+            Err(err) => {
+                for file in staged {
+                    let _ = fs::remove_file(file.staged);
+                }
+                Err(err)
+            }
         }
-        Ok(())
     }
 
     /// Writes the checkpoint implied by what is still hot, then trims the WAL.
@@ -721,6 +943,61 @@ impl Storage {
         writer.wal.checkpoint(checkpoint)?;
         Ok(())
     }
+}
+
+/// Moves staged roll files into their hour directories (creating them) and
+/// fsyncs each directory once; returns the final paths. On error it takes
+/// back what it moved and removes the rest, so the roll as a whole is
+/// published or not. Called under the hot tail's write lock, so no reader
+/// can have listed a file it takes back.
+fn publish_staged(data_dir: &Path, staged: Vec<StagedRoll>) -> Result<Vec<PathBuf>, StorageError> {
+    let mut published: Vec<PathBuf> = Vec::with_capacity(staged.len());
+    let mut dirs: Vec<&Path> = Vec::new();
+    let mut failure = None;
+    for file in &staged {
+        let dir = file.final_path.parent().unwrap_or(data_dir);
+        let moved = crate::publish::create_private_dir_all(data_dir, dir)
+            .map_err(|source| ("creating directory", dir, source))
+            .and_then(|()| {
+                fs::rename(&file.staged, &file.final_path)
+                    .map_err(|source| ("publishing (rename)", file.final_path.as_path(), source))
+            });
+        match moved {
+            Ok(()) => {
+                published.push(file.final_path.clone());
+                if !dirs.contains(&dir) {
+                    dirs.push(dir);
+                }
+            }
+            Err(err) => {
+                failure = Some(err);
+                break;
+            }
+        }
+    }
+    if failure.is_none() {
+        for dir in &dirs {
+            if let Err(source) = crate::publish::sync_dir(dir) {
+                failure = Some(("fsyncing directory", dir, source));
+                break;
+            }
+        }
+    }
+    let Some((op, path, source)) = failure else {
+        return Ok(published);
+    };
+    let error = StorageError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    };
+    for path in &published {
+        let _ = fs::remove_file(path);
+    }
+    for file in &staged {
+        let _ = fs::remove_file(&file.staged);
+    }
+    Err(error)
 }
 
 /// Which WAL sequence numbers the Parquet files of each table-hour claim,

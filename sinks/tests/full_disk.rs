@@ -161,6 +161,8 @@ fn a_full_disk_refuses_and_counts_then_recovers() {
         next += 50;
         storage.maintain().unwrap();
     }
+    // maintain hands due rolls to the roller thread; let it try them.
+    storage.wait_for_rolls();
     let stats = storage.stats();
     assert!(refused_rows > 0, "the full disk refused nothing");
     assert_eq!(stats.refused_rows, refused_rows as u64);
