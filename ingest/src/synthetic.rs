@@ -315,32 +315,117 @@ const EXECUTABLES: [(&str, &str, Option<&str>, bool); 10] = [
     ),
 ];
 
-/// Where files live, weighted: caches and temporary folders take most of
-/// the traffic; system resources and build trees the rest.
-const ROOTS: [(&str, u32); 8] = [
-    (
-        "/Users/alice/Library/Caches/com.apple.Safari/WebKitCache/Version 16/Records",
-        20,
-    ),
-    (
-        "/Users/alice/Library/Application Support/Google/Chrome/Default/IndexedDB/https_mail.google.com_0.indexeddb.leveldb",
-        15,
-    ),
-    (
-        "/private/var/folders/7x/k2l1z9xj3qb5v6m0d8w4c2yh0000gn/T/com.apple.mdworker_shared",
-        20,
-    ),
-    (
-        "/System/Library/Frameworks/AppKit.framework/Versions/C/Resources/English.lproj",
-        15,
-    ),
-    ("/Library/Application Support/com.apple.TCC", 5),
-    ("/Users/alice/src/project/target/debug/.fingerprint", 10),
-    ("/private/var/db/diagnostics/Persist", 10),
-    ("/Users/alice/Documents", 5),
+/// Where files live, and how a Mac reuses them.
+///
+/// A real Mac does not open a new file for every event: the NOTIFY_OPEN
+/// firehose is dominated by the same dylibs, plists, localization bundles,
+/// caches and databases opened again and again, by many processes, many
+/// times a second. Even cache and temporary files, whose names look random,
+/// come from a bounded set per directory (cache keys are hashes of a bounded
+/// set of URLs; leveldb and tracev3 files rotate through a few dozen names).
+/// So every root has a bounded set of directories and of files per
+/// directory, with hash-derived names that look random but repeat, and only
+/// a small per-root share of events (`fresh_per_mille`) opens a name never
+/// seen before (new cache entries, temporary files, build outputs): the long
+/// tail.
+///
+/// Which directory and which file is skewed, not uniform: a few are hot and
+/// most are cold, as in measured file-access traces (Zipf-like). The draw is
+/// `⌊n · u³⌋` for a uniform `u`: half the draws land in the first eighth of
+/// the set and a quarter in the first 64th, yet every member is drawn now
+/// and then. That leaves about `log2(n) - 1.3` bits of entropy per choice,
+/// e.g. 10 bits for Safari's 8,192 cache records, so paths are repetitive
+/// as on a real Mac but far from constant.
+struct PathRoot {
+    /// The directory every path of this root starts with.
+    root: &'static str,
+    /// Share of the traffic, out of [`ROOT_WEIGHT_TOTAL`].
+    weight: u32,
+    /// Directories under the root (each zero to three levels deep).
+    dirs: u32,
+    /// Files in each directory.
+    files: u32,
+    /// Events in a thousand that open a never-seen file name instead.
+    fresh_per_mille: u32,
+}
+
+/// The roots, weighted: caches and temporary folders take most of the
+/// traffic; system resources and build trees the rest.
+const ROOTS: [PathRoot; 8] = [
+    PathRoot {
+        root: "/Users/alice/Library/Caches/com.apple.Safari/WebKitCache/Version 16/Records",
+        weight: 20,
+        dirs: 32,
+        files: 256,
+        fresh_per_mille: 30,
+    },
+    PathRoot {
+        root: "/Users/alice/Library/Application Support/Google/Chrome/Default/IndexedDB/https_mail.google.com_0.indexeddb.leveldb",
+        weight: 15,
+        dirs: 1,
+        files: 64,
+        fresh_per_mille: 10,
+    },
+    PathRoot {
+        root: "/private/var/folders/7x/k2l1z9xj3qb5v6m0d8w4c2yh0000gn/T/com.apple.mdworker_shared",
+        weight: 20,
+        dirs: 16,
+        files: 64,
+        fresh_per_mille: 100,
+    },
+    PathRoot {
+        root: "/System/Library/Frameworks/AppKit.framework/Versions/C/Resources/English.lproj",
+        weight: 15,
+        dirs: 4,
+        files: 128,
+        fresh_per_mille: 0,
+    },
+    PathRoot {
+        root: "/Library/Application Support/com.apple.TCC",
+        weight: 5,
+        dirs: 1,
+        files: 4,
+        fresh_per_mille: 0,
+    },
+    PathRoot {
+        root: "/Users/alice/src/project/target/debug/.fingerprint",
+        weight: 10,
+        dirs: 512,
+        files: 4,
+        fresh_per_mille: 20,
+    },
+    PathRoot {
+        root: "/private/var/db/diagnostics/Persist",
+        weight: 10,
+        dirs: 1,
+        files: 128,
+        fresh_per_mille: 5,
+    },
+    PathRoot {
+        root: "/Users/alice/Documents",
+        weight: 5,
+        dirs: 16,
+        files: 64,
+        fresh_per_mille: 20,
+    },
 ];
 const ROOT_WEIGHT_TOTAL: u32 = 100;
 const EXTENSIONS: [&str; 7] = ["db", "plist", "json", "lock", "tmp", "dylib", "o"];
+
+/// A skewed pick in `0..n`: `⌊n · u³⌋` for a uniform `u` (see [`PathRoot`]).
+fn skewed_below(rng: &mut SplitMix64, n: u32) -> u32 {
+    // 53 random bits make an exact f64 in [0, 1).
+    let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    ((f64::from(n) * u * u * u) as u32).min(n.saturating_sub(1))
+}
+
+/// A fixed pseudo-random name for member `index` of a bounded set: the
+/// same arguments always give the same bits.
+fn member_bits(root: usize, dir: u32, file: u32) -> u64 {
+    let mut mixer =
+        SplitMix64::new(((root as u64) << 48) ^ (u64::from(dir) << 24) ^ u64::from(file));
+    mixer.next_u64()
+}
 
 /// The first event's time: 2024-05-01T12:00:00Z.
 pub const DEFAULT_START_NS: i64 = 1_714_564_800_000_000_000;
@@ -470,25 +555,37 @@ impl EsloggerFirehose {
         }
     }
 
-    /// A Mac-like path: a weighted root, zero to three random directories
-    /// (the long tail), and a random file name.
+    /// A Mac-like path: a weighted root, one of its directories (zero to
+    /// three levels of hash-named folders), and either one of that
+    /// directory's files or, rarely, a fresh random name (see [`PathRoot`]).
     fn random_path(&mut self) {
         let mut pick = self.rng.below(u64::from(ROOT_WEIGHT_TOTAL)) as u32;
-        let mut root = ROOTS[0].0;
-        for (candidate, weight) in ROOTS {
-            if pick < weight {
-                root = candidate;
+        let mut index = 0;
+        for (i, candidate) in ROOTS.iter().enumerate() {
+            index = i;
+            if pick < candidate.weight {
                 break;
             }
-            pick -= weight;
+            pick -= candidate.weight;
         }
+        let root = &ROOTS[index];
         self.path.clear();
-        self.path.extend_from_slice(root.as_bytes());
-        for _ in 0..self.rng.below(4) {
-            let _ = write!(self.path, "/{:08x}", self.rng.next_u64() as u32);
+        self.path.extend_from_slice(root.root.as_bytes());
+        let dir = skewed_below(&mut self.rng, root.dirs);
+        let dir_bits = member_bits(index, dir, u32::MAX);
+        for level in 0..dir_bits % 4 {
+            let _ = write!(self.path, "/{:08x}", (dir_bits >> (8 * level + 2)) as u32);
         }
-        let ext = EXTENSIONS[self.rng.below(EXTENSIONS.len() as u64) as usize];
-        let _ = write!(self.path, "/{:016x}.{ext}", self.rng.next_u64());
+        let fresh = self.rng.below(1000) < u64::from(root.fresh_per_mille);
+        let file = skewed_below(&mut self.rng, root.files);
+        let name_bits = if fresh {
+            self.rng.next_u64()
+        } else {
+            member_bits(index, dir, file)
+        };
+        // The extension is part of the file's identity, not a new draw.
+        let ext = EXTENSIONS[(name_bits % EXTENSIONS.len() as u64) as usize];
+        let _ = write!(self.path, "/{name_bits:016x}.{ext}");
     }
 
     fn exec_argc(draw: &Draw) -> u64 {
