@@ -301,7 +301,7 @@ impl Trie {
 
     /// Walks `path` from its first byte (or, with `FROM_END`, from its last
     /// byte backwards), stopping as soon as no pattern can match any more.
-    #[inline]
+    #[inline(always)]
     fn walk<const FROM_END: bool>(&self, path: &[u8]) -> Walk {
         let mut state = self.start;
         if state & PREFIX != 0 {
@@ -315,39 +315,39 @@ impl Trie {
                 Walk::NoMatch
             }
         };
-        // `rest` is what is left to walk; it shrinks from the front, or
-        // from the back when walking from the end.
-        let mut rest = path;
-        loop {
+        // `path[lo..hi]` is what is left to walk; it shrinks from the front,
+        // or from the back when walking from the end. Two indices rather
+        // than a shrinking slice: fewer values live across the loop.
+        let (mut lo, mut hi) = (0, path.len());
+        while lo < hi {
             let byte = if FROM_END {
-                rest.split_last()
+                hi -= 1;
+                path[hi]
             } else {
-                rest.split_first()
+                lo += 1;
+                path[lo - 1]
             };
-            let Some((&byte, after)) = byte else { break };
             state = self.next(state, byte);
             if state == DEAD {
                 return no_match(under_glob_root);
             }
-            rest = after;
             if state & LABELLED != 0 {
                 let label = self.label(state);
                 // A path that ends inside a label, or leaves it, matches
                 // nothing more: no rule ends or parts inside a label.
-                let Some(split) = rest.len().checked_sub(label.len()) else {
+                if hi - lo < label.len() {
                     return no_match(under_glob_root);
-                };
-                let (head, tail) = if FROM_END {
-                    let (head, tail) = rest.split_at(split);
-                    (tail, head)
+                }
+                let head = if FROM_END {
+                    hi -= label.len();
+                    &path[hi..hi + label.len()]
                 } else {
-                    let (head, tail) = rest.split_at(label.len());
-                    (head, tail)
+                    lo += label.len();
+                    &path[lo - label.len()..lo]
                 };
                 if !same_bytes(head, label) {
                     return no_match(under_glob_root);
                 }
-                rest = tail;
             }
             if state & (PREFIX | GLOB_ROOT) != 0 {
                 if state & PREFIX != 0 {
@@ -369,31 +369,28 @@ impl Trie {
 /// a call to `memcmp` costs more than the comparison.
 #[inline(always)]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    // One unaligned load each; the conversion cannot fail (the range is
+    // 8 or 4 bytes long), so it compiles to the load alone.
+    #[inline(always)]
+    fn word(s: &[u8], i: usize) -> u64 {
+        <[u8; 8]>::try_from(&s[i..i + 8]).map_or(0, u64::from_ne_bytes)
+    }
+    #[inline(always)]
+    fn half_word(s: &[u8], i: usize) -> u32 {
+        <[u8; 4]>::try_from(&s[i..i + 4]).map_or(0, u32::from_ne_bytes)
+    }
     let n = a.len();
     if n != b.len() {
         return false;
     }
     if n < 8 {
         if n >= 4 {
-            let word =
-                |s: &[u8], i: usize| u32::from_ne_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
             // Two words that overlap when n < 8.
-            return word(a, 0) == word(b, 0) && word(a, n - 4) == word(b, n - 4);
+            return half_word(a, 0) == half_word(b, 0)
+                && half_word(a, n - 4) == half_word(b, n - 4);
         }
         return a.iter().zip(b).all(|(x, y)| x == y);
     }
-    let word = |s: &[u8], i: usize| {
-        u64::from_ne_bytes([
-            s[i],
-            s[i + 1],
-            s[i + 2],
-            s[i + 3],
-            s[i + 4],
-            s[i + 5],
-            s[i + 6],
-            s[i + 7],
-        ])
-    };
     let mut i = 0;
     while i + 8 < n {
         if word(a, i) != word(b, i) {
