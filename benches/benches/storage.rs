@@ -10,6 +10,12 @@
 //!   shipped defaults, flushed, and the Parquet bytes of each table divided
 //!   by its rows; then again for a stream of only `open` events, the ≤ 15
 //!   bytes/event target.
+//! - `storage_parquet/zstd_<level>` (events/s): the Parquet persister alone
+//!   ([`ParquetPersister::persist`]: sort, split by hour, encode, fsync,
+//!   publish) on the same 128 Ki-row batches, at the shipped zstd level 3
+//!   and at level 1, the size/speed trade-off; and `parquet_defaults`, zstd
+//!   3 with parquet's own encodings (no delta encodings, 1 MiB dictionary
+//!   pages), what the size tuning costs or saves in time.
 //! - `storage_persist/…` (events/s): append every batch (WAL with fsync per
 //!   batch, hot tail), roll to Parquet, trim the WAL; a fresh data dir per
 //!   iteration.
@@ -28,7 +34,9 @@ use sluice_benches::firehose_lines;
 use sluice_ingest::eslogger::EsloggerDecoder;
 use sluice_ingest::synthetic::{EsloggerFirehose, EventMix};
 use sluice_schemas::TableDef;
-use sluice_sinks::{FsyncPolicy, Storage, StorageOptions, WalOptions};
+use sluice_sinks::{
+    FsyncPolicy, ParquetPersister, PersistOptions, Storage, StorageOptions, WalOptions,
+};
 
 const EVENTS: usize = 200_000;
 
@@ -128,6 +136,41 @@ fn storage(c: &mut Criterion) {
         "open events only",
         &decode(&open_only_lines(EVENTS), 128 * 1024),
     );
+
+    let mut group = c.benchmark_group("storage_parquet");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(events as u64));
+    let parquet_defaults = PersistOptions {
+        delta_encodings: false,
+        dictionary_page_bytes: 1 << 20,
+        ..PersistOptions::default()
+    };
+    for (name, options) in [
+        ("zstd_3".to_string(), PersistOptions::default()),
+        (
+            "zstd_1".to_string(),
+            PersistOptions {
+                zstd_level: 1,
+                ..PersistOptions::default()
+            },
+        ),
+        ("parquet_defaults".to_string(), parquet_defaults),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || tempfile::tempdir().expect("tempdir"),
+                |dir| {
+                    let persister = ParquetPersister::with_options(dir.path(), options.clone());
+                    for (table, batch) in &batches {
+                        black_box(persister.persist(table.name, batch).expect("persist"));
+                    }
+                    dir
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
 
     let options = StorageOptions {
         wal: WalOptions {

@@ -466,5 +466,126 @@ fn persister_defaults() {
     let options = persister.options();
     assert_eq!(options.zstd_level, 3);
     assert_eq!(options.max_row_group_rows, 128 * 1024);
-    assert!(options.dictionary && options.page_statistics);
+    assert!(options.dictionary && options.page_statistics && options.delta_encodings);
+    assert_eq!(options.dictionary_page_bytes, 8 << 20);
+}
+
+#[test]
+fn zero_dictionary_page_limit_is_rejected_not_a_panic() {
+    let data = tempfile::tempdir().unwrap();
+    let options = PersistOptions {
+        dictionary_page_bytes: 0,
+        ..PersistOptions::default()
+    };
+    let persister = ParquetPersister::with_options(data.path(), options);
+
+    let err = persister
+        .persist(TABLE, &batch(&[("a", Some(T0), None)]))
+        .unwrap_err();
+
+    assert!(matches!(err, PersistError::InvalidOptions { .. }), "{err}");
+}
+
+/// The encodings each column chunk of `path`'s first row group used.
+fn column_encodings(path: &Path) -> Vec<(String, Vec<parquet::basic::Encoding>)> {
+    let (metadata, _) = read(path);
+    metadata
+        .row_group(0)
+        .columns()
+        .iter()
+        .map(|column| {
+            let encodings = column.encodings().collect();
+            (column.column_path().string(), encodings)
+        })
+        .collect()
+}
+
+/// A batch with the columns that get delta encodings: `time_ns`,
+/// `seq_num`, `global_seq_num`, and a zero-padded `eid`.
+fn counter_batch(rows: i64) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("time", DataType::Int64, true),
+        Field::new(
+            "time_ns",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("seq_num", DataType::Int64, true),
+        Field::new("global_seq_num", DataType::Int64, true),
+        Field::new("eid", DataType::Utf8, true),
+        Field::new("filename", DataType::Utf8, true),
+    ]));
+    let eids: Vec<String> = (0..rows).map(|i| format!("{i:010}")).collect();
+    RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(Int64Array::from_iter_values(
+                (0..rows).map(|i| T0 + i / 100),
+            )),
+            Arc::new(
+                TimestampNanosecondArray::from_iter_values(
+                    (0..rows).map(|i| T0 * 1_000_000_000 + i * 10_000_000),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(Int64Array::from_iter_values(0..rows)),
+            Arc::new(Int64Array::from_iter_values((0..rows).map(|i| 1_000 + i))),
+            Arc::new(StringArray::from_iter_values(&eids)),
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| ["/etc/hosts", "/bin/ls"][i as usize % 2]),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+#[test]
+fn counters_are_delta_encoded_and_paths_dictionary_encoded() {
+    use parquet::basic::Encoding;
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let batch = counter_batch(1_000);
+
+    let published = persister.persist(TABLE, &batch).unwrap();
+    assert_eq!(published.len(), 1);
+
+    for (column, encodings) in column_encodings(&published[0]) {
+        let expected = match column.as_str() {
+            "time_ns" | "seq_num" | "global_seq_num" => Some(Encoding::DELTA_BINARY_PACKED),
+            "eid" => Some(Encoding::DELTA_BYTE_ARRAY),
+            _ => None,
+        };
+        let dictionary = encodings.contains(&Encoding::RLE_DICTIONARY);
+        match expected {
+            Some(encoding) => {
+                assert!(encodings.contains(&encoding), "{column}: {encodings:?}");
+                assert!(!dictionary, "{column}: {encodings:?}");
+            }
+            None => assert!(dictionary, "{column}: {encodings:?}"),
+        }
+    }
+    // The values survive the encodings.
+    let (_, read_back) = read(&published[0]);
+    assert_eq!(read_back, batch);
+}
+
+#[test]
+fn delta_encodings_can_be_turned_off() {
+    use parquet::basic::Encoding;
+    let data = tempfile::tempdir().unwrap();
+    let options = PersistOptions {
+        delta_encodings: false,
+        ..PersistOptions::default()
+    };
+    let persister = ParquetPersister::with_options(data.path(), options);
+
+    let published = persister.persist(TABLE, &counter_batch(1_000)).unwrap();
+
+    for (column, encodings) in column_encodings(&published[0]) {
+        assert!(
+            !encodings.contains(&Encoding::DELTA_BINARY_PACKED)
+                && !encodings.contains(&Encoding::DELTA_BYTE_ARRAY),
+            "{column}: {encodings:?}"
+        );
+    }
 }
