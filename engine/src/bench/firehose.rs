@@ -49,6 +49,7 @@ use super::report::{
     FirehoseReport, Latency, QueryTiming, RunReport, Sample, StorageSettings, TableBytes,
     dir_bytes, proc_status_bytes, process_cpu, reset_peak_rss,
 };
+use crate::config::SourcesConfig;
 
 /// 1M events a minute: what a busy Mac's ES firehose offers with
 /// NOTIFY_OPEN on.
@@ -497,9 +498,14 @@ pub(crate) fn run(
         let produced = (|| -> Result<(), BenchError> {
             let mut batch_born: Option<Instant> = None;
             // A fixed run checks its schedule every 5 ms worth of events and
-            // sleeps when ahead; a batch waits at most this long for rows.
+            // sleeps when ahead; a batch waits at most as long as the
+            // daemon's default `flush_ms`, so "visible" is what a user of
+            // the defaults gets.
             let (chunk, flush_every) = match spec.rate {
-                Some(rate) => (((rate / 200.0) as u64).max(1), Duration::from_secs(1)),
+                Some(rate) => (
+                    ((rate / 200.0) as u64).max(1),
+                    Duration::from_millis(SourcesConfig::default().flush_ms),
+                ),
                 None => (4096, Duration::MAX),
             };
             for i in 0..spec.events {
