@@ -7,7 +7,7 @@
 //! are reference counted), and read it next to the Parquet files.
 //!
 //! A roll holds the tail's write lock from the moment its files are
-//! published until its batches are removed ([`HotTail::roll`]), and a
+//! published until its batches are removed ([`HotTail::remove_through`]), and a
 //! reader that lists Parquet files while holding the read lock
 //! ([`HotTail::with_snapshot`]) therefore sees each row exactly once: in the
 //! tail, or in a file, never both and never neither.
@@ -220,31 +220,6 @@ impl HotTail {
         tables.bytes -= freed;
         Ok(published)
     }
-
-    /// Rolls `table`: calls `publish` with all its batches while holding the
-    /// write lock and, if it succeeds, removes them. On error the batches
-    /// stay, to be rolled again later.
-    pub fn roll<E>(
-        &self,
-        table: &str,
-        publish: impl FnOnce(&[HotBatch]) -> Result<(), E>,
-    ) -> Result<usize, E> {
-        let mut tables = self.write();
-        let Some(tail) = tables.by_table.get_mut(table) else {
-            return Ok(0);
-        };
-        if tail.batches.is_empty() {
-            return Ok(0);
-        }
-        publish(tail.batches.make_contiguous())?;
-        let freed = tail.bytes;
-        let rows = tail.rows;
-        tail.batches.clear();
-        tail.bytes = 0;
-        tail.rows = 0;
-        tables.bytes -= freed;
-        Ok(rows)
-    }
 }
 
 #[cfg(test)]
@@ -269,7 +244,8 @@ mod tests {
         assert_eq!(rows, 5);
         assert_eq!(tail.oldest_seq(), Some(1));
 
-        let failed: Result<usize, &str> = tail.roll("t", |_| Err("disk full"));
+        let rolling = tail.batches("t");
+        let failed: Result<(), &str> = tail.remove_through("t", 3, || Err("disk full"));
         assert!(failed.is_err());
         assert_eq!(
             tail.snapshot("t").len(),
@@ -277,11 +253,10 @@ mod tests {
             "a failed roll keeps the batches"
         );
 
-        let mut seqs = Vec::new();
-        let rolled = tail
-            .roll("t", |batches| {
-                seqs.extend(batches.iter().map(|b| b.seq));
-                Ok::<_, ()>(())
+        let (rolled, seqs) = tail
+            .remove_through("t", 3, || {
+                let rows: usize = rolling.iter().map(|b| b.batch.num_rows()).sum();
+                Ok::<_, ()>((rows, rolling.iter().map(|b| b.seq).collect::<Vec<_>>()))
             })
             .unwrap();
         assert_eq!((rolled, seqs), (5, vec![1, 3]));

@@ -638,12 +638,8 @@ impl Storage {
     /// Waits until the roller has done every roll asked of it so far (at
     /// once without background rolls). [`Storage::flush`] does this too.
     pub fn wait_for_rolls(&self) {
-        let mut requests = relock(self.shared.requests.lock());
-        while self.roller.is_some()
-            && !requests.shutdown
-            && (requests.busy || !requests.tables.is_empty())
-        {
-            requests = relock(self.shared.idle.wait(requests));
+        if self.roller.is_some() {
+            self.shared.wait_for_roller();
         }
     }
 
@@ -731,6 +727,8 @@ impl Shared {
         Ok(AppendAck { seq })
     }
 
+    /// Waits until the roller's queue is empty and it is idle (at once
+    /// without a roller: nothing is ever queued).
     fn wait_for_roller(&self) {
         let mut requests = relock(self.requests.lock());
         while !requests.shutdown && (requests.busy || !requests.tables.is_empty()) {
