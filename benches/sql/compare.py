@@ -7,9 +7,12 @@ The data dir is one `sluice bench firehose --keep` (or `sluice ingest`)
 wrote. Each query runs RUNS times (default 5) on each engine; the table gives
 the best and the median wall time. sluice is timed as a whole process
 (`sluice query`, start-up and catalog included); DuckDB in-process, on
-`read_parquet` of the same files. Every query is also run with its time
-filter written so that nothing can be pruned (`time + 0`), to show what
-pruning buys.
+`read_parquet` of the same files. Every query runs twice: over a
+ten-minute window in the middle of the history (pruning skips every file
+and row group outside it), and over the whole history (nothing can be
+skipped), to show what pruning buys. An earlier version wrote the second
+filter as `time + 0`; DuckDB folds that back into a range and prunes anyway,
+so it did not measure a full scan for both engines.
 """
 import json, statistics, subprocess, sys, time
 
@@ -36,22 +39,22 @@ con = duckdb.connect()
 for table in ("es_process_file_events", "es_process_events"):
     con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{data_dir}/{table}/**/*.parquet', hive_partitioning=false)")
 
-queries = {
-    "time window + path prefix": (
-        f"SELECT count(*) AS n FROM es_process_file_events WHERE time BETWEEN {t0} AND {t1} AND filename LIKE '/Users/%'",
-        f"SELECT count(*) AS n FROM es_process_file_events WHERE time + 0 BETWEEN {t0} AND {t1} AND filename LIKE '/Users/%'",
-    ),
-    "group-by (top processes by events, window)": (
-        f"SELECT path, count(*) AS n FROM es_process_file_events WHERE time BETWEEN {t0} AND {t1} GROUP BY path ORDER BY n DESC, path LIMIT 10",
-        f"SELECT path, count(*) AS n FROM es_process_file_events WHERE time + 0 BETWEEN {t0} AND {t1} GROUP BY path ORDER BY n DESC, path LIMIT 10",
-    ),
-    "parent/child self-join (window)": (
-        f"SELECT count(*) AS n FROM es_process_events c JOIN es_process_events p ON c.parent = p.pid "
-        f"WHERE c.event_type = 'exec' AND p.event_type = 'exec' AND c.time BETWEEN {t0} AND {t1} AND p.time BETWEEN {t0 - 3600} AND {t1}",
-        f"SELECT count(*) AS n FROM es_process_events c JOIN es_process_events p ON c.parent = p.pid "
-        f"WHERE c.event_type = 'exec' AND p.event_type = 'exec' AND c.time + 0 BETWEEN {t0} AND {t1} AND p.time + 0 BETWEEN {t0 - 3600} AND {t1}",
-    ),
-}
+def window_queries(a, b, parent_from):
+    return {
+        "time window + path prefix":
+            f"SELECT count(*) AS n FROM es_process_file_events WHERE time BETWEEN {a} AND {b} AND filename LIKE '/Users/%'",
+        "group-by (top processes by events, window)":
+            f"SELECT path, count(*) AS n FROM es_process_file_events WHERE time BETWEEN {a} AND {b} GROUP BY path ORDER BY n DESC, path LIMIT 10",
+        "parent/child self-join (window)":
+            f"SELECT count(*) AS n FROM es_process_events c JOIN es_process_events p ON c.parent = p.pid "
+            f"WHERE c.event_type = 'exec' AND p.event_type = 'exec' AND c.time BETWEEN {a} AND {b} AND p.time BETWEEN {parent_from} AND {b}",
+    }
+
+
+pruned = window_queries(t0, t1, t0 - 3600)
+# The whole history: every file and row group overlaps the window.
+full = window_queries(lo, hi, lo)
+queries = {name: (pruned[name], full[name]) for name in pruned}
 
 
 def timed(fn):
@@ -68,7 +71,7 @@ print(f"rows: es_process_file_events {span['n']:,}, es_process_events {procs:,};
 print("| query | pruning | sluice best / median (s) | DuckDB best / median (s) | same result |")
 print("|---|---|---|---|---|")
 for name, (pruned, unpruned) in queries.items():
-    for label, sql in (("yes", pruned), ("no (`time + 0`)", unpruned)):
+    for label, sql in (("yes: 10 min", pruned), ("no: whole history", unpruned)):
         s_best, s_med, s_rows = timed(lambda: sluice_query(sql))
         d_best, d_med, d_rows = timed(lambda: con.execute(sql).fetchall())
         same = [tuple(r.values()) for r in s_rows] == [tuple(r) for r in d_rows]

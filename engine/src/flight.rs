@@ -628,7 +628,13 @@ impl FlightSqlService for SluiceFlightSql {
                 continue;
             };
             builder
-                .append(CATALOG, SCHEMA, &name, "TABLE", table.schema().as_ref())
+                .append(
+                    CATALOG,
+                    SCHEMA,
+                    &name,
+                    "TABLE",
+                    &crate::sql::plain_schema(&table.schema()),
+                )
                 .map_err(Status::from)?;
         }
         Ok(one_batch(builder.build()?))

@@ -134,7 +134,7 @@ pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<Vec<LogicalPlan>, Q
             Err(err) => return Err(explain_plan_error(ctx, &statement, err)),
         };
         options.verify_plan(&plan).map_err(QueryError::ReadOnly)?;
-        plans.push(plan);
+        plans.push(sql::plain_strings(plan).map_err(QueryError::Plan)?);
     }
     Ok(plans)
 }
@@ -348,6 +348,7 @@ fn explain_plan_error(
 mod tests {
     use super::*;
     use crate::catalog::tests::write_process_events;
+    use arrow::datatypes::DataType;
 
     async fn run_to_string(
         ctx: &SessionContext,
@@ -508,6 +509,42 @@ mod tests {
         .await
         .expect("run");
         assert_eq!(out, "pid,path\n7,/bin/ls\n8,/bin/sh\nn\n2\n");
+    }
+
+    #[tokio::test]
+    async fn text_leaves_the_engine_as_plain_utf8() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_process_events(
+            dir.path(),
+            "date=2024-01-01/hour=00/x.parquet",
+            &[(7, "/bin/ls", 1), (8, "/bin/sh", 2)],
+        );
+        let ctx = catalog::open_catalog(dir.path()).expect("catalog");
+        for sql in [
+            "SELECT * FROM es_process_events",
+            "SELECT path, count(*) AS n FROM es_process_events GROUP BY path",
+            "SELECT c.path, p.path AS earlier FROM es_process_events c \
+             JOIN es_process_events p ON c.time = p.time + 1",
+            "SELECT upper(path) AS p FROM es_process_events UNION SELECT 'x'",
+        ] {
+            let plans = plan(&ctx, sql).await.expect("plan");
+            let df = ctx
+                .execute_logical_plan(plans.into_iter().next().expect("one plan"))
+                .await
+                .expect("execute");
+            let schema = df.schema().as_arrow().clone();
+            let batches = df.collect().await.expect("collect");
+            for field in schema.fields() {
+                assert_ne!(field.data_type(), &DataType::Utf8View, "{sql}");
+            }
+            for batch in &batches {
+                assert_eq!(batch.schema().as_ref(), &schema, "{sql}");
+            }
+            assert!(
+                batches.iter().map(|b| b.num_rows()).sum::<usize>() > 0,
+                "{sql}"
+            );
+        }
     }
 
     #[tokio::test]

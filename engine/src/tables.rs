@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use async_trait::async_trait;
 use datafusion::catalog::Session;
 use datafusion::common::{Result, ScalarValue};
@@ -360,7 +360,7 @@ impl EventTable {
     ) -> EventTable {
         EventTable {
             def,
-            schema: def.schema(),
+            schema: scan_schema(def),
             files,
             live,
             parquet_options,
@@ -438,6 +438,10 @@ impl TableProvider for EventTable {
             inputs.push(files.scan(state, projection, filters, limit).await?);
         }
         if !hot.is_empty() {
+            let hot = hot
+                .iter()
+                .map(|batch| as_scan_batch(batch, &self.schema))
+                .collect::<Result<Vec<_>>>()?;
             inputs.push(MemorySourceConfig::try_new_exec(
                 &[hot],
                 self.schema.clone(),
@@ -453,6 +457,45 @@ impl TableProvider for EventTable {
         }
         UnionExec::try_new(inputs)
     }
+}
+
+/// The schema the scans produce: `def`'s, with every text column read as
+/// `Utf8View`.
+///
+/// The persister dictionary-encodes paths, and Parquet's reader decodes a
+/// dictionary page into views that point into the dictionary, where plain
+/// `Utf8` copies every row's bytes out of it: most of the cost of a query
+/// over `filename` or `path`. DataFusion's filters, joins and aggregates
+/// work on views directly. Results still leave the engine as plain `Utf8`
+/// (see `sql::PlainStrings`), so no client sees the difference.
+fn scan_schema(def: &TableDef) -> SchemaRef {
+    let schema = def.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8 => field.as_ref().clone().with_data_type(DataType::Utf8View),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// A hot-tail batch (built with plain `Utf8`) in the scan schema.
+fn as_scan_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The file URLs of a local table directory that can hold rows of

@@ -130,6 +130,12 @@ pub struct FirehoseArgs {
     /// Skip the RocksDB baseline even when it is built in.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Spread the event times of the maximum-rate runs evenly over this
+    /// many hours before now, instead of moving at the seed rate, so that
+    /// the data covers many hour partitions (for measuring time pruning
+    /// with `--keep`).
+    #[arg(long, value_name = "HOURS")]
+    pub history_hours: Option<f64>,
 }
 
 /// Which sources to run.
@@ -249,6 +255,8 @@ pub(crate) struct Settings {
     pub(crate) batch_rows: usize,
     pub(crate) queue_budget: usize,
     pub(crate) storage: StorageOptions,
+    /// Maximum-rate runs spread their event times over this span before now.
+    pub(crate) history: Option<Duration>,
 }
 
 /// What one run does.
@@ -278,10 +286,7 @@ enum Producer {
 
 impl Producer {
     fn new(settings: &Settings, spec: &RunSpec) -> Result<Producer, BenchError> {
-        // Event time starts now and moves at the offered rate (or at the
-        // seed rate for a max run), so the data lands in today's partitions.
-        let gap = 1e9 / spec.rate.unwrap_or(SEED_RATE);
-        let firehose = firehose(settings).with_mean_gap_ns(gap as i64);
+        let firehose = firehose(settings, spec);
         let gates = Gates::new(&settings.gates)?;
         Ok(match spec.source {
             Source::Rows => Producer::Rows {
@@ -349,9 +354,22 @@ impl Producer {
     }
 }
 
-fn firehose(settings: &Settings) -> EsloggerFirehose {
+/// The run's generator. Event time starts now and moves at the offered rate
+/// (or at the seed rate for a max run), so the data lands in today's
+/// partitions; with a history, a max run's events instead cover the span
+/// before now evenly.
+fn firehose(settings: &Settings, spec: &RunSpec) -> EsloggerFirehose {
+    let (start, gap) = match (spec.rate, settings.history) {
+        (None, Some(history)) => {
+            let span = i64::try_from(history.as_nanos()).unwrap_or(i64::MAX);
+            let gap = span / i64::try_from(spec.events.max(1)).unwrap_or(i64::MAX);
+            (now_ns().saturating_sub(span), gap.max(1))
+        }
+        (rate, _) => (now_ns(), (1e9 / rate.unwrap_or(SEED_RATE)) as i64),
+    };
     EsloggerFirehose::with_processes(settings.seed, &settings.mix, settings.processes)
-        .with_start_time_ns(now_ns())
+        .with_start_time_ns(start)
+        .with_mean_gap_ns(gap)
 }
 
 fn now_ns() -> i64 {
@@ -497,13 +515,16 @@ pub(crate) fn run(
         };
         let produced = (|| -> Result<(), BenchError> {
             let mut batch_born: Option<Instant> = None;
-            // A fixed run checks its schedule every 5 ms worth of events and
-            // sleeps when ahead; a batch waits at most as long as the
+            // A fixed run checks its schedule every 20 ms worth of events and
+            // sleeps when ahead (events arrive in 20 ms bursts, as a source
+            // draining the kernel's queue sees them; waking 200 times a
+            // second cost the producer more than the pipeline's own work at
+            // low rates); a batch waits at most as long as the
             // daemon's default `flush_ms`, so "visible" is what a user of
             // the defaults gets.
             let (chunk, flush_every) = match spec.rate {
                 Some(rate) => (
-                    ((rate / 200.0) as u64).max(1),
+                    ((rate / 50.0) as u64).max(1),
                     Duration::from_millis(SourcesConfig::default().flush_ms),
                 ),
                 None => (4096, Duration::MAX),
@@ -649,8 +670,7 @@ fn generator_cpu(settings: &Settings, spec: &RunSpec) -> Duration {
             self.0 = self.0.wrapping_add(row.time_ns as u64);
         }
     }
-    let gap = 1e9 / spec.rate.unwrap_or(SEED_RATE);
-    let mut firehose = firehose(settings).with_mean_gap_ns(gap as i64);
+    let mut firehose = firehose(settings, spec);
     let before = process_cpu();
     match spec.source {
         Source::Rows => {
@@ -766,6 +786,14 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
         ));
     }
     if args
+        .history_hours
+        .is_some_and(|h| !(h.is_finite() && h > 0.0 && h <= 24.0 * 365.0 * 10.0))
+    {
+        return Err(BenchError::Usage(
+            "--history-hours must be a positive number of hours, at most ten years".into(),
+        ));
+    }
+    if args
         .rate_multiples
         .iter()
         .any(|m| !(m.is_finite() && *m >= 0.0))
@@ -819,6 +847,9 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
         batch_rows: args.batch_rows,
         queue_budget,
         storage,
+        history: args
+            .history_hours
+            .map(|h| Duration::from_secs_f64(h * 3600.0)),
     };
 
     let (root, temporary) = match &args.data_dir {

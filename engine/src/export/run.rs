@@ -234,8 +234,7 @@ async fn write_unit(
         table: table.to_string(),
         source,
     };
-    let mut stream = ctx
-        .sql(&sql)
+    let mut stream = crate::sql::plain_dataframe(ctx, &sql)
         .await
         .map_err(query_err)?
         .execute_stream()

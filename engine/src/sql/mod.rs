@@ -21,8 +21,10 @@ pub mod rewrite;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use arrow::datatypes::DataType;
 use datafusion::error::DataFusionError;
-use datafusion::prelude::SessionContext;
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
+use datafusion::prelude::{DataFrame, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Statement, Value};
 use datafusion::sql::sqlparser::dialect::SQLiteDialect;
@@ -304,4 +306,61 @@ pub fn install(ctx: &SessionContext, limits: QueryLimits) {
         .write()
         .config_mut()
         .set_extension(Arc::new(limits));
+}
+
+/// `plan` with every `Utf8View` column of its result cast to plain `Utf8`.
+///
+/// The event tables scan text as `Utf8View` (cheaper to decode from
+/// Parquet's dictionary pages; see `tables::scan_schema`), but what leaves
+/// the engine (the output formats, Flight SQL clients, the export's
+/// Parquet) stays the `Utf8` that osquery's TEXT columns have always been.
+/// Only the final result is cast, after filters and aggregates have run on
+/// views; a plan with no view column is returned unchanged.
+pub fn plain_strings(plan: LogicalPlan) -> Result<LogicalPlan, DataFusionError> {
+    let schema = plan.schema().clone();
+    if !schema
+        .fields()
+        .iter()
+        .any(|field| field.data_type() == &DataType::Utf8View)
+    {
+        return Ok(plan);
+    }
+    let columns: Vec<Expr> = schema
+        .columns()
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if field.data_type() == &DataType::Utf8View {
+                let (relation, name) = (column.relation.clone(), column.name.clone());
+                cast(Expr::Column(column), DataType::Utf8).alias_qualified(relation, name)
+            } else {
+                Expr::Column(column)
+            }
+        })
+        .collect();
+    LogicalPlanBuilder::from(plan).project(columns)?.build()
+}
+
+/// `schema` with `Utf8View` fields as `Utf8`: a table's columns as clients
+/// see them in results (see [`plain_strings`]).
+pub fn plain_schema(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
+    let fields: Vec<arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Utf8View => field.as_ref().clone().with_data_type(DataType::Utf8),
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
+/// `ctx.sql(sql)` with [`plain_strings`] results: for sluice's own fixed
+/// queries (the export), which use DataFusion's dialect, not the analyst's.
+pub async fn plain_dataframe(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<DataFrame, DataFusionError> {
+    let (state, plan) = ctx.sql(sql).await?.into_parts();
+    Ok(DataFrame::new(state, plain_strings(plan)?))
 }
