@@ -867,6 +867,21 @@ const QUERIES: &[&str] = &[
 ];
 
 #[tokio::test]
+async fn like_follows_sqlite_on_escapes_case_and_characters() {
+    let f = fixture();
+    for sql in [
+        // Only ASCII letters fold; `_` is one character; `\` is no escape
+        // unless ESCAPE names it; numbers are matched as their text.
+        "SELECT 'é' LIKE 'É' AS a, 'Straße' LIKE 'STRASSE' AS b, 'aéb' LIKE 'a_b' AS c, \
+         'a\\b' LIKE 'a\\b' AS d, 'a\\xb' LIKE 'a\\_b' AS e, '100%' LIKE '100!%' ESCAPE '!' AS g, \
+         '1000' LIKE '100!%' ESCAPE '!' AS h, 12 LIKE '1%' AS i, NULL LIKE 'a' AS j, 'a' LIKE NULL AS k",
+        "SELECT pid, path FROM es_process_events WHERE path LIKE '%/C_R_' ESCAPE '/' OR path NOT LIKE '%%s%'",
+    ] {
+        assert!(same(&f, sql).await > 0, "{sql}");
+    }
+}
+
+#[tokio::test]
 async fn osquery_queries_match_sqlite() {
     let f = fixture();
     let mut nonempty = 0;

@@ -44,6 +44,7 @@ pub fn register_functions(ctx: &SessionContext) {
     }
     ctx.register_udf(ScalarUDF::new_from_impl(SqliteNumeric::new()));
     ctx.register_udf(ScalarUDF::new_from_impl(SqliteTruthy::new()));
+    ctx.register_udf(ScalarUDF::new_from_impl(super::like::SqliteLike::new()));
 }
 
 /// The name of the helper that reads an arithmetic operand as SQLite does.

@@ -6,7 +6,7 @@
 //! `trim(x, chars)` parse); [`prepare`] then rewrites each query's AST
 //! ([`rewrite`]) so that DataFusion's planner sees SQL with SQLite's meaning;
 //! [`register_functions`] gives the session SQLite's and osquery's functions
-//! ([`functions`]). The caller (`query::plan`) plans the result and refuses
+//! ([`functions`]), and SQLite's `LIKE` ([`like`]). The caller (`query::plan`) plans the result and refuses
 //! anything that is not read-only.
 //!
 //! One SQLite setting is honoured: `PRAGMA case_sensitive_like = ON|OFF`
@@ -16,6 +16,7 @@
 pub mod codec;
 pub mod datetime;
 pub mod functions;
+pub mod like;
 pub mod rewrite;
 
 use std::collections::HashSet;

@@ -37,6 +37,7 @@ use datafusion::sql::sqlparser::parser::Parser;
 use sluice_schemas::{ColumnOrigin, TableDef};
 
 use super::functions::{NUMERIC_HELPER, TRUTHY_HELPER};
+use super::like::LIKE_FUNCTION;
 
 /// Table functions that only generate numbers and read nothing.
 const ALLOWED_TABLE_FUNCTIONS: [&str; 2] = ["range", "generate_series"];
@@ -976,6 +977,7 @@ fn is_boolean(expr: &Expr) -> bool {
         | Expr::InUnnest { .. }
         | Expr::Between { .. }
         | Expr::Exists { .. } => true,
+        Expr::Function(f) => function_name(f) == LIKE_FUNCTION,
         _ => false,
     }
 }
@@ -1072,17 +1074,25 @@ impl ExpressionPass<'_> {
         match expr {
             Expr::Like {
                 negated,
-                any,
+                any: false,
                 expr: subject,
                 pattern,
                 escape_char,
-            } if !self.options.case_sensitive_like => {
-                *expr = Expr::ILike {
-                    negated: *negated,
-                    any: *any,
-                    expr: subject.clone(),
-                    pattern: pattern.clone(),
-                    escape_char: escape_char.clone(),
+            } => {
+                // SQLite's rules (ASCII-only folding, no default escape):
+                // see `sql::like`.
+                let escape = match escape_char {
+                    Some(escape) => format!(", {escape}"),
+                    None => String::new(),
+                };
+                let call = format!(
+                    "{LIKE_FUNCTION}({subject}, {pattern}, {}{escape})",
+                    self.options.case_sensitive_like
+                );
+                *expr = if *negated {
+                    parse_expr(&format!("(NOT {call})"))?
+                } else {
+                    parse_expr(&call)?
                 };
             }
             Expr::BinaryOp {
