@@ -194,11 +194,72 @@ fn default_gates_drops_are_counted_and_the_replay_file_ingests() {
 }
 
 #[test]
+fn history_hours_spread_a_max_run_over_hour_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = common::run(
+        &[
+            "bench",
+            "firehose",
+            "--source",
+            "rows",
+            "--events",
+            "20000",
+            "--rate-multiples",
+            "0",
+            "--history-hours",
+            "5",
+            "--keep",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--no-baseline",
+        ],
+        None,
+    );
+    common::stdout_of(&output);
+    let data = dir.path().join("sluice-0-rows");
+    let query = |sql: &str| -> Value {
+        let out = common::run(
+            &[
+                "query",
+                "--data-dir",
+                data.to_str().unwrap(),
+                "--format",
+                "json",
+                sql,
+            ],
+            None,
+        );
+        serde_json::from_slice::<Value>(common::stdout_of(&out).as_bytes()).unwrap()[0].clone()
+    };
+    let span = query(
+        "SELECT count(*) AS n, max(time) - min(time) AS span, \
+         count(DISTINCT time / 3600) AS hours FROM es_process_file_events",
+    );
+    // Five hours of history, ending at the run: five or six clock hours.
+    assert!(u(&span, "span") > 4 * 3600 + 3000, "{span}");
+    assert!(u(&span, "hours") >= 5, "{span}");
+    let hour_dirs: usize = std::fs::read_dir(data.join("es_process_file_events"))
+        .unwrap()
+        .map(|date| std::fs::read_dir(date.unwrap().path()).unwrap().count())
+        .sum();
+    assert!(hour_dirs >= 5, "{hour_dirs} hour directories");
+    // A one-hour window holds about a fifth of the rows.
+    let window = query(
+        "SELECT count(*) AS n FROM es_process_file_events \
+         WHERE time >= (SELECT min(time) FROM es_process_file_events) + 3600 \
+         AND time < (SELECT min(time) FROM es_process_file_events) + 7200",
+    );
+    let (all, hour) = (u(&span, "n"), u(&window, "n"));
+    assert!(hour > all / 8 && hour < all / 3, "{hour} of {all}");
+}
+
+#[test]
 fn bad_flags_are_usage_errors() {
     for args in [
         &["bench", "firehose", "--mix", "opn=1"][..],
         &["bench", "firehose", "--batch-rows", "0"],
         &["bench", "firehose", "--duration-secs", "0"],
+        &["bench", "firehose", "--history-hours", "0"],
     ] {
         let out = common::run(args, None);
         assert!(!out.status.success(), "{args:?}");
