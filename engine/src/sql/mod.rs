@@ -6,8 +6,10 @@
 //! `trim(x, chars)` parse); [`prepare`] then rewrites each query's AST
 //! ([`rewrite`]) so that DataFusion's planner sees SQL with SQLite's meaning;
 //! [`register_functions`] gives the session SQLite's and osquery's functions
-//! ([`functions`]), and SQLite's `LIKE` ([`like`]). The caller (`query::plan`) plans the result and refuses
-//! anything that is not read-only.
+//! ([`functions`]) and SQLite's `LIKE` ([`like`]). The caller
+//! (`query::plan`) plans the result, refuses anything that is not
+//! read-only, and casts the text of the result back to plain `Utf8`
+//! ([`plain_strings`]).
 //!
 //! One SQLite setting is honoured: `PRAGMA case_sensitive_like = ON|OFF`
 //! (default OFF: `LIKE` ignores ASCII case), kept per session in
@@ -22,7 +24,7 @@ pub mod rewrite;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast};
 use datafusion::prelude::{DataFrame, SessionContext};
@@ -344,16 +346,26 @@ pub fn plain_strings(plan: LogicalPlan) -> Result<LogicalPlan, DataFusionError> 
 
 /// `schema` with `Utf8View` fields as `Utf8`: a table's columns as clients
 /// see them in results (see [`plain_strings`]).
-pub fn plain_schema(schema: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
-    let fields: Vec<arrow::datatypes::Field> = schema
+pub fn plain_schema(schema: &Schema) -> Schema {
+    retype(schema, &DataType::Utf8View, &DataType::Utf8)
+}
+
+/// `schema` with every field of type `from` retyped to `to`; names,
+/// nullability and metadata kept.
+pub(crate) fn retype(schema: &Schema, from: &DataType, to: &DataType) -> Schema {
+    let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|field| match field.data_type() {
-            DataType::Utf8View => field.as_ref().clone().with_data_type(DataType::Utf8),
-            _ => field.as_ref().clone(),
+        .map(|field| {
+            let field = field.as_ref().clone();
+            if field.data_type() == from {
+                field.with_data_type(to.clone())
+            } else {
+                field
+            }
         })
         .collect();
-    arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
+    Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// `ctx.sql(sql)` with [`plain_strings`] results: for sluice's own fixed
