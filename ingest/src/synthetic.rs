@@ -210,6 +210,8 @@ struct SyntheticProcess {
     pid: u32,
     pidversion: u32,
     ppid: u32,
+    /// The parent's pidversion (its audit token's).
+    parent_pidversion: u32,
     uid: u32,
     executable: &'static str,
     signing_id: &'static str,
@@ -446,27 +448,41 @@ impl EsloggerFirehose {
             *slot = sum;
         }
         let mut rng = SplitMix64::new(seed);
-        let processes = (0..count.max(1))
-            .map(|i| {
-                let (path, signing_id, team_id, platform) = EXECUTABLES[i % EXECUTABLES.len()];
-                let pid = 300 + (rng.below(60_000) as u32);
-                let mut cdhash = String::with_capacity(40);
-                for _ in 0..5 {
-                    cdhash.push_str(&format!("{:08X}", rng.next_u64() as u32));
-                }
-                SyntheticProcess {
-                    pid,
-                    pidversion: pid + 7,
-                    ppid: 1 + rng.below(300) as u32,
-                    uid: if platform { 0 } else { 501 },
-                    executable: path,
-                    signing_id,
-                    team_id,
-                    cdhash,
-                    platform,
-                }
-            })
-            .collect();
+        // The population is a process tree: most processes were started by
+        // an earlier one (a shell runs tools, an app its helpers), the rest
+        // by a system daemon outside the population, so that parent/child
+        // queries (`JOIN … ON c.parent = p.pid`) find what they would on a
+        // Mac. Drawn from a stream of its own, so the events are the same
+        // as without the tree.
+        let mut tree_rng = SplitMix64::new(seed ^ 0x7472_6565);
+        let mut processes: Vec<SyntheticProcess> = Vec::with_capacity(count.max(1));
+        for i in 0..count.max(1) {
+            let (path, signing_id, team_id, platform) = EXECUTABLES[i % EXECUTABLES.len()];
+            let pid = 300 + (rng.below(60_000) as u32);
+            let mut cdhash = String::with_capacity(40);
+            for _ in 0..5 {
+                cdhash.push_str(&format!("{:08X}", rng.next_u64() as u32));
+            }
+            let daemon = 1 + rng.below(300) as u32;
+            let (ppid, parent_pidversion) = if i > 0 && tree_rng.below(4) != 0 {
+                let parent = &processes[tree_rng.below(i as u64) as usize];
+                (parent.pid, parent.pidversion)
+            } else {
+                (daemon, daemon + 3)
+            };
+            processes.push(SyntheticProcess {
+                pid,
+                pidversion: pid + 7,
+                ppid,
+                parent_pidversion,
+                uid: if platform { 0 } else { 501 },
+                executable: path,
+                signing_id,
+                team_id,
+                cdhash,
+                platform,
+            });
+        }
         Self {
             rng,
             mix_cumulative,
@@ -789,7 +805,7 @@ impl EsloggerFirehose {
                     session_id: Some(i64::from(subject.ppid)),
                     responsible_pid: Some(i64::from(subject.pid)),
                     responsible_pidversion: Some(i64::from(subject.pidversion)),
-                    parent_pidversion: Some(i64::from(subject.ppid + 3)),
+                    parent_pidversion: Some(i64::from(subject.parent_pidversion)),
                     cmdline: Some(&self.cmdline),
                     cmdline_count: Some(cmdline_count),
                     env: Some(&self.env),
@@ -876,7 +892,7 @@ impl EsloggerFirehose {
         out.extend_from_slice(br#"{"signing_id":"#);
         write_json_str(out, p.signing_id.as_bytes());
         out.extend_from_slice(br#","parent_audit_token":"#);
-        self.write_token(out, 501, p.uid, 20, p.ppid, p.ppid + 3);
+        self.write_token(out, 501, p.uid, 20, p.ppid, p.parent_pidversion);
         let _ = write!(
             out,
             r#","codesigning_flags":{},"executable":"#,
@@ -1136,6 +1152,29 @@ mod tests {
         let dropped = counters.dropped_total(&ES_PROCESS_EVENTS)
             + counters.dropped_total(&ES_PROCESS_FILE_EVENTS);
         assert_eq!(kept + dropped, 5000);
+    }
+
+    #[test]
+    fn processes_form_a_tree_with_daemon_roots() {
+        let firehose = EsloggerFirehose::with_processes(3, &EventMix::default(), 64);
+        let procs = &firehose.processes;
+        let mut children = 0;
+        for (i, p) in procs.iter().enumerate() {
+            match procs[..i].iter().find(|parent| parent.pid == p.ppid) {
+                Some(parent) => {
+                    children += 1;
+                    assert_eq!(p.parent_pidversion, parent.pidversion);
+                }
+                None => {
+                    // A root: started by a system daemon outside the
+                    // population.
+                    assert!(p.ppid <= 300, "{}", p.ppid);
+                    assert_eq!(p.parent_pidversion, p.ppid + 3);
+                }
+            }
+        }
+        // About three in four have a parent in the population.
+        assert!((32..64).contains(&children), "{children} of 64");
     }
 
     #[test]
