@@ -348,17 +348,22 @@ where
     A: ArrayAccessor<Item = &'a str>,
 {
     let len = subject.len();
+    let mut nulls = subject.logical_nulls();
     let mut pattern_nulls = Vec::new();
-    let values = BooleanBuffer::collect_bool(len, |row| match pattern_of(row) {
-        // A NULL slot's value is a valid (empty) string: matching it is
-        // harmless and keeps the loop branch-light.
-        Some(pattern) => pattern.matches(subject.value(row).as_bytes()),
-        None => {
-            pattern_nulls.push(row);
-            false
+    let values = BooleanBuffer::collect_bool(len, |row| {
+        // A NULL slot's bytes are not looked at: a view array need not
+        // hold a valid view there.
+        if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+            return false;
+        }
+        match pattern_of(row) {
+            Some(pattern) => pattern.matches(subject.value(row).as_bytes()),
+            None => {
+                pattern_nulls.push(row);
+                false
+            }
         }
     });
-    let mut nulls = subject.logical_nulls();
     if !pattern_nulls.is_empty() {
         let mut valid = vec![true; len];
         for row in pattern_nulls {
