@@ -429,6 +429,16 @@ fn member_bits(root: usize, dir: u32, file: u32) -> u64 {
     mixer.next_u64()
 }
 
+/// Appends the low `digits` hex digits of `value`, zero-padded and lower
+/// case: `format!("{value:0digits$x}")` without `core::fmt`, which was a
+/// tenth of the generator's time (paths are made for every event).
+fn push_hex(out: &mut Vec<u8>, value: u64, digits: usize) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for shift in (0..digits).rev() {
+        out.push(HEX[((value >> (4 * shift)) & 0xf) as usize]);
+    }
+}
+
 /// The first event's time: 2024-05-01T12:00:00Z.
 pub const DEFAULT_START_NS: i64 = 1_714_564_800_000_000_000;
 
@@ -567,7 +577,8 @@ impl EsloggerFirehose {
         if kind == RENAME {
             self.source.clear();
             self.source.extend_from_slice(&self.path);
-            let _ = write!(self.source, ".sb-{:08x}", extra as u32);
+            self.source.extend_from_slice(b".sb-");
+            push_hex(&mut self.source, u64::from(extra as u32), 8);
         }
     }
 
@@ -590,7 +601,12 @@ impl EsloggerFirehose {
         let dir = skewed_below(&mut self.rng, root.dirs);
         let dir_bits = member_bits(index, dir, u32::MAX);
         for level in 0..dir_bits % 4 {
-            let _ = write!(self.path, "/{:08x}", (dir_bits >> (8 * level + 2)) as u32);
+            self.path.push(b'/');
+            push_hex(
+                &mut self.path,
+                u64::from((dir_bits >> (8 * level + 2)) as u32),
+                8,
+            );
         }
         let fresh = self.rng.below(1000) < u64::from(root.fresh_per_mille);
         let file = skewed_below(&mut self.rng, root.files);
@@ -601,7 +617,10 @@ impl EsloggerFirehose {
         };
         // The extension is part of the file's identity, not a new draw.
         let ext = EXTENSIONS[(name_bits % EXTENSIONS.len() as u64) as usize];
-        let _ = write!(self.path, "/{name_bits:016x}.{ext}");
+        self.path.push(b'/');
+        push_hex(&mut self.path, name_bits, 16);
+        self.path.push(b'.');
+        self.path.extend_from_slice(ext.as_bytes());
     }
 
     fn exec_argc(draw: &Draw) -> u64 {
@@ -1152,6 +1171,22 @@ mod tests {
         let dropped = counters.dropped_total(&ES_PROCESS_EVENTS)
             + counters.dropped_total(&ES_PROCESS_FILE_EVENTS);
         assert_eq!(kept + dropped, 5000);
+    }
+
+    #[test]
+    fn push_hex_matches_format() {
+        for value in [0u64, 1, 0xabc, 0xdead_beef, u64::from(u32::MAX), u64::MAX] {
+            for digits in [8, 16] {
+                let mut out = Vec::new();
+                push_hex(&mut out, value, digits);
+                let masked = if digits == 16 {
+                    value
+                } else {
+                    value & 0xffff_ffff
+                };
+                assert_eq!(out, format!("{masked:0digits$x}").into_bytes());
+            }
+        }
     }
 
     #[test]
