@@ -492,8 +492,9 @@ mod tests {
         assert!(matches!(err, QueryError::Empty), "{err}");
     }
 
-    #[tokio::test]
-    async fn reads_rows_and_runs_several_statements() {
+    /// A catalog over one file of two process events: `/bin/ls` (pid 7,
+    /// time 1) and `/bin/sh` (pid 8, time 2).
+    fn two_processes() -> (tempfile::TempDir, SessionContext) {
         let dir = tempfile::tempdir().expect("tempdir");
         write_process_events(
             dir.path(),
@@ -501,6 +502,12 @@ mod tests {
             &[(7, "/bin/ls", 1), (8, "/bin/sh", 2)],
         );
         let ctx = catalog::open_catalog(dir.path()).expect("catalog");
+        (dir, ctx)
+    }
+
+    #[tokio::test]
+    async fn reads_rows_and_runs_several_statements() {
+        let (_dir, ctx) = two_processes();
         let out = run_to_string(
             &ctx,
             "SELECT pid, path FROM es_process_events ORDER BY pid; SELECT count(*) AS n FROM es_process_events;",
@@ -513,13 +520,7 @@ mod tests {
 
     #[tokio::test]
     async fn text_leaves_the_engine_as_plain_utf8() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        write_process_events(
-            dir.path(),
-            "date=2024-01-01/hour=00/x.parquet",
-            &[(7, "/bin/ls", 1), (8, "/bin/sh", 2)],
-        );
-        let ctx = catalog::open_catalog(dir.path()).expect("catalog");
+        let (_dir, ctx) = two_processes();
         for sql in [
             "SELECT * FROM es_process_events",
             "SELECT path, count(*) AS n FROM es_process_events GROUP BY path",

@@ -876,6 +876,8 @@ async fn like_follows_sqlite_on_escapes_case_and_characters() {
          'a\\b' LIKE 'a\\b' AS d, 'a\\xb' LIKE 'a\\_b' AS e, '100%' LIKE '100!%' ESCAPE '!' AS g, \
          '1000' LIKE '100!%' ESCAPE '!' AS h, 12 LIKE '1%' AS i, NULL LIKE 'a' AS j, 'a' LIKE NULL AS k",
         "SELECT pid, path FROM es_process_events WHERE path LIKE '%/C_R_' ESCAPE '/' OR path NOT LIKE '%%s%'",
+        // A pattern per row, and a number as a pattern.
+        "SELECT pid, path FROM es_process_events WHERE path LIKE '%' || upper(substr(path, -3)) AND pid LIKE pid",
     ] {
         assert!(same(&f, sql).await > 0, "{sql}");
     }

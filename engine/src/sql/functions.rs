@@ -68,7 +68,7 @@ impl<'a> Val<'a> {
     }
 
     /// The value as text, as SQLite's `CAST(x AS TEXT)` gives it.
-    fn text(&self) -> Option<Cow<'a, str>> {
+    pub(super) fn text(&self) -> Option<Cow<'a, str>> {
         match *self {
             Val::Null => None,
             Val::Int(i) => Some(Cow::Owned(i.to_string())),
@@ -193,7 +193,7 @@ pub(crate) fn text_to_real(text: &str) -> Option<(f64, bool)> {
 }
 
 /// An argument column, converted once to one of the storage classes.
-enum ArgColumn {
+pub(super) enum ArgColumn {
     Null,
     Int(Int64Array),
     Real(Float64Array),
@@ -202,7 +202,7 @@ enum ArgColumn {
 }
 
 impl ArgColumn {
-    fn new(array: &ArrayRef) -> Result<Self> {
+    pub(super) fn new(array: &ArrayRef) -> Result<Self> {
         use arrow::compute::cast;
         let column = match array.data_type() {
             DataType::Null => ArgColumn::Null,
@@ -220,7 +220,7 @@ impl ArgColumn {
         Ok(column)
     }
 
-    fn get(&self, row: usize) -> Val<'_> {
+    pub(super) fn get(&self, row: usize) -> Val<'_> {
         match self {
             ArgColumn::Null => Val::Null,
             ArgColumn::Int(a) if a.is_valid(row) => Val::Int(a.value(row)),

@@ -31,6 +31,8 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
 
+use super::functions::ArgColumn;
+
 /// The function's name, as the rewrite writes it.
 pub const LIKE_FUNCTION: &str = "sqlite_like";
 
@@ -285,11 +287,15 @@ impl ScalarUDFImpl for SqliteLike {
                 }
             },
             ColumnarValue::Array(patterns) => {
-                // A pattern per row (rare): compile each distinct one once.
-                let patterns = text_array(patterns)?;
-                let compiled: Vec<Option<LikePattern>> = (0..patterns.len())
+                // A pattern per row (rare): each row's is compiled, read as
+                // SQLite reads a value as text.
+                let patterns = ArgColumn::new(patterns)?;
+                let compiled: Vec<Option<LikePattern>> = (0..rows)
                     .map(|row| {
-                        text_at(&patterns, row).map(|p| LikePattern::new(p, case_sensitive, escape))
+                        patterns
+                            .get(row)
+                            .text()
+                            .map(|p| LikePattern::new(&p, case_sensitive, escape))
                     })
                     .collect();
                 match_each(&subject, |row| compiled[row].as_ref())
@@ -313,17 +319,6 @@ fn text_array(array: &ArrayRef) -> Result<ArrayRef> {
     Ok(match array.data_type() {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => array.clone(),
         _ => arrow::compute::cast(array, &DataType::Utf8)?,
-    })
-}
-
-fn text_at(array: &ArrayRef, row: usize) -> Option<&str> {
-    if array.is_null(row) {
-        return None;
-    }
-    Some(match array.data_type() {
-        DataType::Utf8View => array.as_string_view().value(row),
-        DataType::LargeUtf8 => array.as_string::<i64>().value(row),
-        _ => array.as_string::<i32>().value(row),
     })
 }
 
