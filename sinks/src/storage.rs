@@ -10,15 +10,18 @@
 //! 2. The roller turns all of a table's hot batches into Parquet when they
 //!    reach [`StorageOptions::roll_bytes`] or
 //!    [`StorageOptions::roll_age`] (checked on append and on
-//!    [`Storage::maintain`]): they are concatenated into one batch, split by
-//!    hour, sorted by `time`, and written as one file per table-hour with the
+//!    [`Storage::maintain`]): they are split by hour, sorted by `time` (batches
+//!    that arrived in time order are written from slices, without a copy),
+//!    and written as one file per table-hour with the
 //!    [`ParquetPersister`] under `DATA_DIR/.roll/`, then all moved into
 //!    their hour directories together. By default this runs on a roller
 //!    thread ([`StorageOptions::background_rolls`]), so the appending thread
 //!    spends its time on the WAL only; the hot tail's memory budget is what
 //!    the roller may fall behind by before appends wait for it.
 //! 3. The WAL checkpoint is then advanced past the rolled batches, and WAL
-//!    segments wholly below it are deleted.
+//!    segments wholly below it are deleted: on a checkpointer thread of its
+//!    own with background rolls, so neither appends nor the next roll wait
+//!    for its fsyncs.
 //! 4. [Retention](crate::retention) deletes what is too old or over a
 //!    table's byte budget; [compaction](crate::compaction) merges the small
 //!    files of an hour.
@@ -301,10 +304,16 @@ struct Counters {
 
 struct Writer {
     wal: Wal,
-    /// No roll is attempted before this instant (after a failure).
-    retry_at: Option<Instant>,
     last_housekeeping: Instant,
     last_error: Option<String>,
+}
+
+/// What only rolls use, kept under `roll_lock` (so a roll never waits for
+/// the writer lock, which an append holds through its WAL fsync).
+#[derive(Debug)]
+struct RollState {
+    /// No roll is attempted before this instant (after a failure).
+    retry_at: Option<Instant>,
 }
 
 /// Which rolls the background roller has been asked for.
@@ -314,6 +323,8 @@ struct RollRequests {
     tables: VecDeque<String>,
     /// The roller is working on a request.
     busy: bool,
+    /// A roll has published files since the checkpointer last looked.
+    checkpoint: bool,
     /// The storage is being dropped: the roller stops.
     shutdown: bool,
 }
@@ -359,18 +370,22 @@ struct StagedRoll {
 /// ```
 pub struct Storage {
     shared: Arc<Shared>,
-    /// The background roller, if [`StorageOptions::background_rolls`].
-    roller: Option<std::thread::JoinHandle<()>>,
+    /// The background roller and checkpointer, if
+    /// [`StorageOptions::background_rolls`].
+    background: Option<[std::thread::JoinHandle<()>; 2]>,
 }
 
-/// What the appending threads and the roller thread share.
+/// What the appending threads, the roller and the checkpointer share.
 ///
 /// Locks, always taken in this order (never the other way round):
-/// `roll_lock` → hot tail → `writer`. `roll_lock` makes rolls, retention
-/// and compaction one at a time (a compaction swaps an hour directory, so no
-/// roll may publish into it meanwhile); `writer` orders WAL appends and
-/// checkpoints. Nobody waits for `roll_lock` while holding `writer`, which
-/// is why [`Shared::append`] makes room before it takes `writer`.
+/// `roll_lock` → `checkpoint_io` → `writer` → hot tail. `roll_lock` makes
+/// rolls, retention and compaction one at a time (a compaction swaps an
+/// hour directory, so no roll may publish into it meanwhile);
+/// `checkpoint_io` keeps checkpoints in order; `writer` orders WAL appends
+/// and is held only briefly by anyone but the appending thread. Nobody
+/// waits for `roll_lock` while holding `writer`, which is why
+/// [`Shared::append`] makes room before it takes `writer`. (`requests` is
+/// taken last, alone or under `roll_lock`.)
 struct Shared {
     data_dir: PathBuf,
     options: StorageOptions,
@@ -382,11 +397,17 @@ struct Shared {
     staging: ParquetPersister,
     hot: HotTail,
     writer: Mutex<Writer>,
-    roll_lock: Mutex<()>,
+    roll_lock: Mutex<RollState>,
+    /// Held while a WAL checkpoint is decided and written, so checkpoints
+    /// are written one at a time and in order.
+    checkpoint_io: Mutex<()>,
     requests: Mutex<RollRequests>,
     /// Signalled when a roll is requested or the storage shuts down.
     requested: Condvar,
-    /// Signalled when the roller finishes a request.
+    /// Signalled when a checkpoint is wanted or the storage shuts down.
+    checkpoint_wanted: Condvar,
+    /// Signalled when the roller finishes a request, and when a roll has
+    /// taken batches out of the hot tail.
     idle: Condvar,
     counters: Counters,
     listener: RwLock<Option<Arc<StorageListener>>>,
@@ -397,7 +418,7 @@ impl std::fmt::Debug for Storage {
         f.debug_struct("Storage")
             .field("data_dir", &self.shared.data_dir)
             .field("hot_bytes", &self.shared.hot.bytes())
-            .field("background_rolls", &self.roller.is_some())
+            .field("background_rolls", &self.background.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -490,11 +511,12 @@ impl Storage {
             hot,
             writer: Mutex::new(Writer {
                 wal,
-                retry_at: None,
                 last_housekeeping: Instant::now(),
                 last_error: None,
             }),
-            roll_lock: Mutex::new(()),
+            roll_lock: Mutex::new(RollState { retry_at: None }),
+            checkpoint_io: Mutex::new(()),
+            checkpoint_wanted: Condvar::new(),
             requests: Mutex::new(RollRequests::default()),
             requested: Condvar::new(),
             idle: Condvar::new(),
@@ -502,21 +524,33 @@ impl Storage {
             listener: RwLock::new(None),
             options,
         });
-        let roller = if background {
-            let for_roller = Arc::clone(&shared);
-            let handle = std::thread::Builder::new()
-                .name("sluice-roller".to_string())
-                .spawn(move || for_roller.roller_loop())
+        let spawn = |name: &str, body: fn(&Shared)| {
+            let for_thread = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name(name.to_string())
+                .spawn(move || body(&for_thread))
                 .map_err(|source| StorageError::Io {
-                    op: "starting the roller thread for",
+                    op: "starting a storage thread for",
                     path: shared.data_dir.clone(),
                     source,
-                })?;
-            Some(handle)
+                })
+        };
+        let background = if background {
+            let roller = spawn("sluice-roller", Shared::roller_loop)?;
+            let checkpointer = match spawn("sluice-checkpoint", Shared::checkpointer_loop) {
+                Ok(handle) => handle,
+                Err(err) => {
+                    relock(shared.requests.lock()).shutdown = true;
+                    shared.requested.notify_all();
+                    let _ = roller.join();
+                    return Err(err);
+                }
+            };
+            Some([roller, checkpointer])
         } else {
             None
         };
-        Ok((Storage { shared, roller }, report))
+        Ok((Storage { shared, background }, report))
     }
 
     /// The data dir.
@@ -599,7 +633,7 @@ impl Storage {
 
     /// Rolls `table` if due: hands it to the roller, or rolls it here.
     fn roll_when_due(&self, table: &str) {
-        if self.roller.is_some() {
+        if self.background.is_some() {
             self.shared.request_roll(table);
         } else {
             let _ = self.shared.roll_table(table, RollWhen::Due);
@@ -638,7 +672,7 @@ impl Storage {
     /// Waits until the roller has done every roll asked of it so far (at
     /// once without background rolls). [`Storage::flush`] does this too.
     pub fn wait_for_rolls(&self) {
-        if self.roller.is_some() {
+        if self.background.is_some() {
             self.shared.wait_for_roller();
         }
     }
@@ -656,6 +690,10 @@ impl Storage {
                 first_error = Some(err);
             }
         }
+        // The checkpointer may not have caught up with the last rolls.
+        if let Err(err) = self.shared.advance_checkpoint() {
+            first_error.get_or_insert(err);
+        }
         self.shared.lock().wal.sync()?;
         first_error.map_or(Ok(()), Err)
     }
@@ -672,15 +710,19 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        let Some(roller) = self.roller.take() else {
+        let Some(threads) = self.background.take() else {
             return;
         };
         relock(self.shared.requests.lock()).shutdown = true;
         self.shared.requested.notify_all();
+        self.shared.checkpoint_wanted.notify_all();
         self.shared.idle.notify_all();
-        // A roll in progress finishes (or fails) first; requests not yet
-        // started are left to the WAL, as without background rolls.
-        let _ = roller.join();
+        // A roll in progress finishes (or fails) first, and so does a
+        // checkpoint already asked for; rolls not yet started are left to
+        // the WAL, as without background rolls.
+        for thread in threads {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -703,12 +745,13 @@ impl Shared {
     fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
         let size = batch.get_array_memory_size();
         if self.hot.would_exceed(size) {
-            // Make room: first let the roller finish what it was asked
-            // (its batches are still hot), then roll every table here. If
-            // that fails too (a full disk), refuse rather than grow without
-            // bound. The retry delay applies, so a full disk costs one
-            // failed roll per `retry_after`, not one per refused batch.
-            self.wait_for_roller();
+            // Make room: first let the roller free it (its batches are
+            // still hot), then, if it is idle and there is still none, roll
+            // every table here. If that fails too (a full disk), refuse
+            // rather than grow without bound. The retry delay applies, so a
+            // full disk costs one failed roll per `retry_after`, not one per
+            // refused batch.
+            self.wait_for_room(size);
             if self.hot.would_exceed(size) {
                 self.roll_all();
             }
@@ -736,6 +779,20 @@ impl Shared {
         }
     }
 
+    /// Waits until the hot tail has room for `size` more bytes, or the
+    /// roller is idle with nothing asked of it (so no room is coming). It
+    /// does not wait for the roller's whole queue: as soon as one roll has
+    /// freed enough, the append goes ahead while the roller carries on.
+    fn wait_for_room(&self, size: usize) {
+        let mut requests = relock(self.requests.lock());
+        while !requests.shutdown
+            && (requests.busy || !requests.tables.is_empty())
+            && self.hot.would_exceed(size)
+        {
+            requests = relock(self.idle.wait(requests));
+        }
+    }
+
     /// Asks the roller to roll `table` if it is still due when its turn
     /// comes (a table asked for twice is rolled once).
     fn request_roll(&self, table: &str) {
@@ -743,6 +800,41 @@ impl Shared {
         if !requests.tables.iter().any(|t| t == table) {
             requests.tables.push_back(table.to_string());
             self.requested.notify_one();
+        }
+    }
+
+    /// Asks the checkpointer to advance the WAL checkpoint (requests made
+    /// while it is busy are served by one checkpoint).
+    fn request_checkpoint(&self) {
+        relock(self.requests.lock()).checkpoint = true;
+        self.checkpoint_wanted.notify_one();
+    }
+
+    /// The checkpointer thread: advances the WAL checkpoint after rolls,
+    /// until the storage is dropped. It is a thread of its own because a
+    /// checkpoint's fsyncs and segment deletions queue behind the WAL's
+    /// writes on a busy disk (over half a second was measured at maximum
+    /// rate); on the roller they held up the next roll, and with it every
+    /// append waiting for room in the hot tail.
+    fn checkpointer_loop(&self) {
+        loop {
+            {
+                let mut requests = relock(self.requests.lock());
+                loop {
+                    if requests.checkpoint {
+                        requests.checkpoint = false;
+                        break;
+                    }
+                    if requests.shutdown {
+                        return;
+                    }
+                    requests = relock(self.checkpoint_wanted.wait(requests));
+                }
+            }
+            if let Err(err) = self.advance_checkpoint() {
+                tracing::warn!(error = %err, "advancing the WAL checkpoint failed; the next roll retries");
+                self.lock().last_error = Some(err.to_string());
+            }
         }
     }
 
@@ -822,8 +914,8 @@ impl Shared {
     /// sees each row once. Batches appended meanwhile stay for the next
     /// roll.
     fn roll_table(&self, table: &str, when: RollWhen) -> Result<(), StorageError> {
-        let _rolls = relock(self.roll_lock.lock());
-        if when != RollWhen::Force && self.lock().retry_at.is_some_and(|t| Instant::now() < t) {
+        let mut rolls = relock(self.roll_lock.lock());
+        if when != RollWhen::Force && rolls.retry_at.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
         if when == RollWhen::Due
@@ -846,30 +938,40 @@ impl Shared {
         drop(batches);
         match result {
             Ok(published) => {
+                // The rolled batches have left the hot tail: an append
+                // waiting for room may go now, before the checkpoint's
+                // fsyncs. (Taking the lock first means a waiter that saw
+                // the tail full is already waiting, so it cannot miss this.)
+                drop(relock(self.requests.lock()));
+                self.idle.notify_all();
                 self.counters
                     .files_published
                     .fetch_add(published.len() as u64, Ordering::Relaxed);
                 for path in &published {
                     self.notify(StorageEvent::Published { table, path });
                 }
-                let mut writer = self.lock();
-                writer.retry_at = None;
-                self.advance_checkpoint(&mut writer)
+                rolls.retry_at = None;
+                if self.options.background_rolls && when != RollWhen::Force {
+                    self.request_checkpoint();
+                    Ok(())
+                } else {
+                    self.advance_checkpoint()
+                }
             }
             Err(err) => {
                 self.counters.failed_rolls.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(table, error = %err, "rolling the hot tail to Parquet failed; will retry");
-                let mut writer = self.lock();
-                writer.retry_at = Some(Instant::now() + self.options.retry_after);
-                writer.last_error = Some(err.to_string());
+                rolls.retry_at = Some(Instant::now() + self.options.retry_after);
+                self.lock().last_error = Some(err.to_string());
                 Err(err)
             }
         }
     }
 
-    /// The slow part of a roll: concatenates runs of batches with one
-    /// schema and writes each run, tagged with its WAL range, as complete
-    /// files under `DATA_DIR/.roll/`. On error nothing is left there.
+    /// The slow part of a roll: writes each run of batches with one schema,
+    /// tagged with its WAL range, as complete files under `DATA_DIR/.roll/`
+    /// (see [`ParquetPersister::persist_run_tagged`]). On error nothing is
+    /// left there.
     fn stage_rolled(
         &self,
         table: &str,
@@ -888,17 +990,10 @@ impl Shared {
                     first: run[0].seq,
                     last: run[run.len() - 1].seq,
                 };
-                let schema = run[0].batch.schema();
-                let combined =
-                    concat_batches(&schema, run.iter().map(|b| &b.batch)).map_err(|source| {
-                        PersistError::Arrow {
-                            table: table.to_string(),
-                            source,
-                        }
-                    })?;
+                let run: Vec<RecordBatch> = run.iter().map(|b| b.batch.clone()).collect();
                 let paths = self
                     .staging
-                    .persist_tagged(table, &combined, Some(&range.tag()))?;
+                    .persist_run_tagged(table, &run, Some(&range.tag()))?;
                 for staged_path in paths {
                     let relative = staged_path
                         .strip_prefix(self.staging.data_dir())
@@ -923,22 +1018,37 @@ impl Shared {
         }
     }
 
-    /// Writes the checkpoint implied by what is still hot, then trims the WAL.
-    fn advance_checkpoint(&self, writer: &mut Writer) -> Result<(), StorageError> {
-        let through_all = writer.wal.next_seq() - 1;
-        let mut checkpoint = Checkpoint {
-            all_tables: self.hot.oldest_seq().map_or(through_all, |s| s - 1),
-            tables: BTreeMap::new(),
-        };
-        let oldest_by_table: HashMap<String, u64> =
-            self.hot.oldest_seq_by_table().into_iter().collect();
-        for table in crate::retention::table_names(&self.data_dir) {
-            let through = oldest_by_table.get(&table).map_or(through_all, |&s| s - 1);
-            if through > checkpoint.all_tables {
-                checkpoint.tables.insert(table, through);
+    /// Writes the checkpoint implied by what is still hot, then trims the
+    /// WAL. Any thread may call it at any time: files leave the hot tail only
+    /// once they are durable, so what is not hot is in Parquet.
+    ///
+    /// Only the decision is made under the writer lock (it must see the
+    /// WAL's numbering and the hot tail at one instant); the fsyncs and the
+    /// segment deletions run after it is released, so appends do not wait
+    /// for them.
+    fn advance_checkpoint(&self) -> Result<(), StorageError> {
+        let _io = relock(self.checkpoint_io.lock());
+        let tables = crate::retention::table_names(&self.data_dir);
+        let planned = {
+            let mut writer = self.lock();
+            let through_all = writer.wal.next_seq() - 1;
+            let mut checkpoint = Checkpoint {
+                all_tables: self.hot.oldest_seq().map_or(through_all, |s| s - 1),
+                tables: BTreeMap::new(),
+            };
+            let oldest_by_table: HashMap<String, u64> =
+                self.hot.oldest_seq_by_table().into_iter().collect();
+            for table in tables {
+                let through = oldest_by_table.get(&table).map_or(through_all, |&s| s - 1);
+                if through > checkpoint.all_tables {
+                    checkpoint.tables.insert(table, through);
+                }
             }
+            writer.wal.plan_checkpoint(checkpoint)
+        };
+        if let Some(write) = planned {
+            write.write()?;
         }
-        writer.wal.checkpoint(checkpoint)?;
         Ok(())
     }
 }

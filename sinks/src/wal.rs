@@ -415,13 +415,27 @@ impl Wal {
     }
 
     /// Records what is in Parquet, then deletes the segments that hold
-    /// nothing newer than `checkpoint.all_tables`.
+    /// nothing newer than `checkpoint.all_tables`: [`Wal::plan_checkpoint`]
+    /// and [`CheckpointWrite::write`] in one go.
+    pub fn checkpoint(&mut self, checkpoint: Checkpoint) -> Result<(), WalError> {
+        match self.plan_checkpoint(checkpoint) {
+            Some(write) => write.write(),
+            None => Ok(()),
+        }
+    }
+
+    /// Decides a checkpoint without touching the disk: merges `checkpoint`
+    /// with the last one (numbers never go back; a lower number is ignored),
+    /// seals the active segment if everything in it is persisted, and takes
+    /// the segments that hold nothing newer out of the log. `None` when
+    /// nothing changes.
     ///
-    /// The checkpoint is written whole (temporary file, fsync, rename,
-    /// directory fsync) before any segment is deleted, so a crash in between
-    /// leaves segments whose records replay skips. Numbers never go back: a
-    /// lower number than the last checkpoint's is ignored.
-    pub fn checkpoint(&mut self, mut checkpoint: Checkpoint) -> Result<(), WalError> {
+    /// The file work is left to the returned [`CheckpointWrite`], so that an
+    /// owner that shares the WAL under a lock can do it after releasing the
+    /// lock: the fsyncs, and deleting segments (a synchronous discard on
+    /// some file systems), take tens of milliseconds under a busy writer,
+    /// and appends need not wait for them.
+    pub fn plan_checkpoint(&mut self, mut checkpoint: Checkpoint) -> Option<CheckpointWrite> {
         checkpoint.all_tables = checkpoint.all_tables.max(self.checkpoint.all_tables);
         for (table, &seq) in &self.checkpoint.tables {
             let entry = checkpoint.tables.entry(table.clone()).or_insert(seq);
@@ -430,39 +444,29 @@ impl Wal {
         let all = checkpoint.all_tables;
         checkpoint.tables.retain(|_, seq| *seq > all);
         if checkpoint == self.checkpoint {
-            return Ok(());
+            return None;
         }
-        write_checkpoint(&self.dir, &checkpoint)?;
-        self.checkpoint = checkpoint;
-        let seq = all;
+        self.checkpoint = checkpoint.clone();
 
         // Seal the active segment once everything in it is persisted, so it
         // can go too; the next append starts a new one.
         if let Some((active, last)) = &self.active
-            && last.is_none_or(|last| last <= seq)
+            && last.is_none_or(|last| last <= all)
         {
             let path = active.path.clone();
             let last_seq = *last;
             self.active = None;
             self.sealed.push(Segment { path, last_seq });
         }
-        let mut kept = Vec::with_capacity(self.sealed.len());
-        for segment in self.sealed.drain(..) {
-            if segment.last_seq.is_none_or(|last| last <= seq) {
-                fs::remove_file(&segment.path).map_err(|source| WalError::Io {
-                    op: "trimming",
-                    path: segment.path.clone(),
-                    source,
-                })?;
-            } else {
-                kept.push(segment);
-            }
-        }
+        let (trimmed, kept): (Vec<Segment>, Vec<Segment>) = self
+            .sealed
+            .drain(..)
+            .partition(|segment| segment.last_seq.is_none_or(|last| last <= all));
         self.sealed = kept;
-        sync_dir(&self.dir).map_err(|source| WalError::Io {
-            op: "fsyncing directory",
-            path: self.dir.clone(),
-            source,
+        Some(CheckpointWrite {
+            dir: self.dir.clone(),
+            checkpoint,
+            trimmed: trimmed.into_iter().map(|segment| segment.path).collect(),
         })
     }
 
@@ -716,6 +720,46 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint, WalError> {
     Ok(Checkpoint { all_tables, tables })
 }
 
+/// A checkpoint [`Wal::plan_checkpoint`] decided, still to be written.
+///
+/// Writes must happen one at a time and in the order they were planned
+/// (the storage does them under its roll lock). A write that fails leaves
+/// the previous checkpoint file and every segment on disk, which is safe:
+/// replay skips what the Parquet files already claim, and the segments,
+/// found again at the next open, go with the first checkpoint after it.
+#[derive(Debug)]
+#[must_use = "a planned checkpoint does nothing until it is written"]
+pub struct CheckpointWrite {
+    dir: PathBuf,
+    checkpoint: Checkpoint,
+    trimmed: Vec<PathBuf>,
+}
+
+impl CheckpointWrite {
+    /// Writes the checkpoint whole (temporary file, fsync, rename,
+    /// directory fsync), then deletes the segments it makes redundant. The
+    /// order is what makes a crash in between harmless: segments that
+    /// outlive their checkpoint hold only records replay skips.
+    pub fn write(self) -> Result<(), WalError> {
+        write_checkpoint(&self.dir, &self.checkpoint)?;
+        if self.trimmed.is_empty() {
+            return Ok(());
+        }
+        for path in &self.trimmed {
+            fs::remove_file(path).map_err(|source| WalError::Io {
+                op: "trimming",
+                path: path.clone(),
+                source,
+            })?;
+        }
+        sync_dir(&self.dir).map_err(|source| WalError::Io {
+            op: "fsyncing directory",
+            path: self.dir.clone(),
+            source,
+        })
+    }
+}
+
 fn write_checkpoint(dir: &Path, checkpoint: &Checkpoint) -> Result<(), WalError> {
     use std::fmt::Write as _;
     let mut text = format!(
@@ -878,6 +922,67 @@ mod tests {
         let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, vec![3, 4]);
         assert_eq!(wal.next_seq(), 5);
+    }
+
+    #[test]
+    fn a_planned_checkpoint_touches_the_disk_only_when_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join(".wal");
+        let options = WalOptions {
+            fsync: FsyncPolicy::Off,
+            segment_bytes: 1, // every record in its own segment
+        };
+        let segments = || {
+            fs::read_dir(&wal_dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
+                .count()
+        };
+        {
+            let (mut wal, _) = Wal::open(&wal_dir, options.clone()).unwrap();
+            for t in 0..4 {
+                wal.append("t", &batch(&[t])).unwrap();
+            }
+            let through = |all_tables| Checkpoint {
+                all_tables,
+                tables: BTreeMap::new(),
+            };
+            let planned = wal
+                .plan_checkpoint(through(2))
+                .expect("the checkpoint moves");
+            assert!(
+                wal.plan_checkpoint(through(2)).is_none(),
+                "planning the same checkpoint again changes nothing"
+            );
+            assert!(
+                wal.plan_checkpoint(through(1)).is_none(),
+                "numbers never go back"
+            );
+            assert_eq!(segments(), 4, "nothing is trimmed before the write");
+            // Appends carry on between the plan and the write.
+            wal.append("t", &batch(&[4])).unwrap();
+            drop(planned); // a crash before the write
+        }
+        {
+            let (mut wal, replay) = Wal::open(&wal_dir, options.clone()).unwrap();
+            assert_eq!(
+                replay.persisted_through, 0,
+                "the old checkpoint is still on disk"
+            );
+            assert_eq!(replay.records.len(), 5);
+            wal.plan_checkpoint(Checkpoint {
+                all_tables: 3,
+                tables: BTreeMap::new(),
+            })
+            .expect("the checkpoint moves")
+            .write()
+            .unwrap();
+            assert_eq!(segments(), 2, "segments of records 1 to 3 are trimmed");
+        }
+        let (_, replay) = Wal::open(&wal_dir, options).unwrap();
+        assert_eq!(replay.persisted_through, 3);
+        let seqs: Vec<u64> = replay.records.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, vec![4, 5]);
     }
 
     #[test]

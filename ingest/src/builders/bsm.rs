@@ -20,6 +20,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{PROCESS_EVENTS, PROCESS_FILE_EVENTS, SOCKET_EVENTS, USER_EVENTS};
 
+use super::{append_eid, digits};
 use crate::text::{append_text, append_text_with_bytes};
 
 /// Splits nanoseconds into osquery's whole-second `time`.
@@ -46,21 +47,6 @@ fn append_display<T: Display>(out: &mut StringBuilder, buf: &mut String, value: 
     }
 }
 
-/// Writes `v` in `radix` (8 or 10) into the end of `buf`, at least
-/// `min_digits` digits (zero-padded), and returns the digits. A hand loop:
-/// `core::fmt` costs more than the rest of a row.
-#[inline]
-fn digits(buf: &mut [u8; 24], mut v: u64, radix: u64, min_digits: usize) -> &str {
-    let mut at = buf.len();
-    while v > 0 || buf.len() - at < min_digits.max(1) {
-        at -= 1;
-        buf[at] = b'0' + (v % radix) as u8;
-        v /= radix;
-    }
-    // Only ASCII digits were written.
-    std::str::from_utf8(&buf[at..]).unwrap_or_default()
-}
-
 /// Appends a decimal number (or NULL) to a text column.
 #[inline]
 fn append_decimal(out: &mut StringBuilder, value: Option<i64>) {
@@ -69,14 +55,6 @@ fn append_decimal(out: &mut StringBuilder, value: Option<i64>) {
         Some(v) if v < 0 => out.append_value(v.to_string()),
         Some(v) => out.append_value(digits(&mut [0; 24], v as u64, 10, 1)),
     }
-}
-
-/// Appends osquery's event id: a per-table counter, zero-padded to ten
-/// digits.
-#[inline]
-fn append_eid(eid: &mut StringBuilder, counter: &mut u64) {
-    *counter += 1;
-    eid.append_value(digits(&mut [0; 24], *counter, 10, 10));
 }
 
 /// Finishing a column and sizing its next buffers like this batch's: the

@@ -195,7 +195,6 @@ pub struct EsProcessEventsBuilder {
     cwd_bytes: BinaryBuilder,
     rows: usize,
     eid_counter: u64,
-    eid_buf: String,
 }
 
 impl Default for EsProcessEventsBuilder {
@@ -247,7 +246,6 @@ impl EsProcessEventsBuilder {
             cwd_bytes: BinaryBuilder::new(),
             rows: 0,
             eid_counter: 0,
-            eid_buf: String::with_capacity(20),
         }
     }
 
@@ -294,7 +292,7 @@ impl EsProcessEventsBuilder {
         self.child_pid.append_option(row.child_pid);
         self.time.append_value(unix_seconds(row.time_ns));
         self.event_type.append_value(row.event_type);
-        append_eid(&mut self.eid, &mut self.eid_buf, &mut self.eid_counter);
+        append_eid(&mut self.eid, &mut self.eid_counter);
         self.codesigning_flags
             .append_option(row.codesigning_flags.map(codesigning_flags_text));
         self.time_ns.append_value(row.time_ns);
@@ -367,7 +365,6 @@ pub struct EsProcessFileEventsBuilder {
     dest_filename_bytes: BinaryBuilder,
     rows: usize,
     eid_counter: u64,
-    eid_buf: String,
 }
 
 impl Default for EsProcessFileEventsBuilder {
@@ -397,7 +394,6 @@ impl EsProcessFileEventsBuilder {
             dest_filename_bytes: BinaryBuilder::new(),
             rows: 0,
             eid_counter: 0,
-            eid_buf: String::with_capacity(20),
         }
     }
 
@@ -427,7 +423,7 @@ impl EsProcessFileEventsBuilder {
         );
         self.event_type.append_value(row.event_type);
         self.time.append_value(unix_seconds(row.time_ns));
-        append_eid(&mut self.eid, &mut self.eid_buf, &mut self.eid_counter);
+        append_eid(&mut self.eid, &mut self.eid_counter);
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }

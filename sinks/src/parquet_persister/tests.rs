@@ -589,3 +589,121 @@ fn delta_encodings_can_be_turned_off() {
         );
     }
 }
+
+/// The rows of every file a persist call wrote, file by file in partition
+/// order: `(filename, time)`.
+fn persisted_rows(paths: &[PathBuf]) -> Vec<Vec<(String, Option<i64>)>> {
+    paths
+        .iter()
+        .map(|path| {
+            let (_, rows) = read(path);
+            filenames(&rows).into_iter().zip(times(&rows)).collect()
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_in_time_order_is_written_from_slices_with_the_rows_of_its_concatenation() {
+    // Two sorted batches, the second starting where the first ends, across
+    // two hours: the fast path (no sort, no copy) must give the files the
+    // concatenated batch gives.
+    let first = batch(&[
+        ("a", Some(T0), Some(T0 * 1_000_000_000)),
+        ("b", Some(T0 + 5), Some((T0 + 5) * 1_000_000_000)),
+        ("c", Some(T_NEXT_HOUR), Some(T_NEXT_HOUR * 1_000_000_000)),
+    ]);
+    let second = batch(&[
+        ("d", Some(T_NEXT_HOUR), Some(T_NEXT_HOUR * 1_000_000_000)),
+        (
+            "e",
+            Some(T_NEXT_HOUR + 1),
+            Some((T_NEXT_HOUR + 1) * 1_000_000_000),
+        ),
+    ]);
+    let split = split_run_by_hour(TABLE, &[first.clone(), second.clone()]).unwrap();
+    assert_eq!(split.len(), 2, "two hours");
+    assert_eq!(
+        split[1].1.len(),
+        2,
+        "the second hour is one slice of each batch"
+    );
+    let time_values = |b: &RecordBatch| {
+        b.column_by_name("time")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .values()
+            .as_ptr()
+    };
+    assert_eq!(
+        time_values(&split[1].1[0]),
+        time_values(&first).wrapping_add(2),
+        "the slice points into the batch: no row was copied"
+    );
+
+    let run_dir = tempfile::tempdir().unwrap();
+    let run = ParquetPersister::new(run_dir.path())
+        .persist_run_tagged(TABLE, &[first.clone(), second.clone()], None)
+        .unwrap();
+    let whole_dir = tempfile::tempdir().unwrap();
+    let combined = arrow::compute::concat_batches(&schema(), [&first, &second]).unwrap();
+    let whole = ParquetPersister::new(whole_dir.path())
+        .persist(TABLE, &combined)
+        .unwrap();
+    assert_eq!(persisted_rows(&run), persisted_rows(&whole));
+    assert_eq!(
+        persisted_rows(&run)[1],
+        [
+            ("c".to_string(), Some(T_NEXT_HOUR)),
+            ("d".to_string(), Some(T_NEXT_HOUR)),
+            ("e".to_string(), Some(T_NEXT_HOUR + 1)),
+        ]
+    );
+}
+
+#[test]
+fn a_run_out_of_time_order_is_sorted_as_one_batch() {
+    // Each batch is sorted, but the second starts before the first ends,
+    // and a third has a NULL time: the run falls back to one sort, which
+    // puts the NULL in the epoch partition and interleaves the rest.
+    let first = batch(&[
+        ("a", Some(T0), Some(T0 * 1_000_000_000)),
+        ("c", Some(T0 + 20), Some((T0 + 20) * 1_000_000_000)),
+    ]);
+    let second = batch(&[("b", Some(T0 + 10), Some((T0 + 10) * 1_000_000_000))]);
+    let third = batch(&[("z", None, None)]);
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ParquetPersister::new(dir.path())
+        .persist_run_tagged(TABLE, &[first, second, third], Some("run"))
+        .unwrap();
+    assert_eq!(
+        persisted_rows(&paths),
+        [
+            vec![("z".to_string(), None)],
+            vec![
+                ("a".to_string(), Some(T0)),
+                ("b".to_string(), Some(T0 + 10)),
+                ("c".to_string(), Some(T0 + 20)),
+            ],
+        ]
+    );
+    assert!(
+        paths
+            .iter()
+            .all(|p| p.to_string_lossy().ends_with("-run.parquet"))
+    );
+}
+
+#[test]
+fn equal_seconds_out_of_nanosecond_order_are_not_taken_as_sorted() {
+    // Sorted by `time` alone but not by `time_ns`: the sort must run.
+    let rows = batch(&[
+        ("second", Some(T0), Some(T0 * 1_000_000_000 + 2)),
+        ("first", Some(T0), Some(T0 * 1_000_000_000 + 1)),
+    ]);
+    assert!(sorted_batch(&rows).is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let paths = ParquetPersister::new(dir.path())
+        .persist(TABLE, &rows)
+        .unwrap();
+    assert_eq!(filenames(&read(&paths[0]).1), ["first", "second"]);
+}

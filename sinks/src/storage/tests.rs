@@ -419,6 +419,24 @@ fn background_rolls_never_show_a_row_twice_or_lose_one() {
         storage.stats()
     );
     assert!(storage.hot_tail().table_bytes("t") < 4 << 10);
+    // … and the checkpointer alone moved the WAL checkpoint past the rows
+    // the roller published.
+    let persisted_through = || {
+        let text = fs::read_to_string(dir.path().join(WAL_DIR).join("checkpoint")).ok()?;
+        text.lines()
+            .find_map(|line| line.strip_prefix("persisted_through "))?
+            .parse::<u64>()
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while persisted_through().unwrap_or(0) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(
+        persisted_through().unwrap_or(0) > 0,
+        "{:?}",
+        persisted_through()
+    );
     storage.flush().unwrap();
     assert_eq!(stored_ids(dir.path(), "t"), (0..10_000).collect::<Vec<_>>());
     assert!(storage.hot_tail().snapshot("t").is_empty());
