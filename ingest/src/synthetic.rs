@@ -53,9 +53,12 @@ impl SplitMix64 {
         z ^ (z >> 31)
     }
 
-    /// A number in `0..n` (`n` > 0).
+    /// A number in `0..n` (`n` > 0): the high half of a 64×64-bit product
+    /// (Lemire's reduction) rather than `%`, because a 64-bit division costs
+    /// tens of cycles and an event draws several of these with divisors
+    /// only known at run time (the mix, the gap, the population).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
+        ((u128::from(self.next_u64()) * u128::from(n.max(1))) >> 64) as u64
     }
 }
 
@@ -434,9 +437,14 @@ fn member_bits(root: usize, dir: u32, file: u32) -> u64 {
 /// tenth of the generator's time (paths are made for every event).
 fn push_hex(out: &mut Vec<u8>, value: u64, digits: usize) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    for shift in (0..digits).rev() {
-        out.push(HEX[((value >> (4 * shift)) & 0xf) as usize]);
+    let digits = digits.min(16);
+    let mut text = [0u8; 16];
+    for (i, slot) in text[..digits].iter_mut().enumerate() {
+        let shift = 4 * (digits - 1 - i);
+        *slot = HEX[((value >> shift) & 0xf) as usize];
     }
+    // One capacity check for the whole name instead of one per digit.
+    out.extend_from_slice(&text[..digits]);
 }
 
 /// The first event's time: 2024-05-01T12:00:00Z.

@@ -154,9 +154,11 @@ pub enum PersistError {
 /// How Parquet files are written. `Default` gives the settings sluice ships with.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersistOptions {
-    /// zstd compression level, 1..=22. The default, 3, is zstd's own default:
-    /// most of the size win of higher levels at a fraction of their CPU, which
-    /// matters on an endpoint that is also producing the events.
+    /// zstd compression level, 1..=22. The default is 1: after dictionary
+    /// and delta encoding there is little left for zstd to find, so level 3
+    /// (zstd's own default) made files under 1 % smaller for 7 % more of the
+    /// whole pipeline's CPU at maximum rate (benches/README.md), and the
+    /// endpoint is also producing the events.
     pub zstd_level: i32,
     /// Most rows in one row group. Row groups are the unit of parallel scan
     /// and of statistics-based skipping; the default, 128 Ki rows, keeps them
@@ -184,7 +186,7 @@ pub struct PersistOptions {
 
 impl PersistOptions {
     /// Default zstd level.
-    pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+    pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
     /// Default most rows per row group.
     pub const DEFAULT_MAX_ROW_GROUP_ROWS: usize = 128 * 1024;
     /// Default dictionary page limit: 8 MiB, eight times parquet's default.

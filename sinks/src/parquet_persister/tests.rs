@@ -464,7 +464,7 @@ fn persister_defaults() {
     let persister = ParquetPersister::new("/tmp/sluice-data");
     assert_eq!(persister.data_dir(), Path::new("/tmp/sluice-data"));
     let options = persister.options();
-    assert_eq!(options.zstd_level, 3);
+    assert_eq!(options.zstd_level, 1);
     assert_eq!(options.max_row_group_rows, 128 * 1024);
     assert!(options.dictionary && options.page_statistics && options.delta_encodings);
     assert_eq!(options.dictionary_page_bytes, 8 << 20);
