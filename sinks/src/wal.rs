@@ -723,10 +723,12 @@ fn read_checkpoint(dir: &Path) -> Result<Checkpoint, WalError> {
 /// A checkpoint [`Wal::plan_checkpoint`] decided, still to be written.
 ///
 /// Writes must happen one at a time and in the order they were planned
-/// (the storage does them under its roll lock). A write that fails leaves
-/// the previous checkpoint file and every segment on disk, which is safe:
-/// replay skips what the Parquet files already claim, and the segments,
-/// found again at the next open, go with the first checkpoint after it.
+/// (the storage holds one lock from plan to write). A write that fails
+/// part way leaves the old or the new checkpoint file and some of the
+/// segments it meant to delete, which is safe: replay skips what the
+/// Parquet files already claim. Those segments are no longer in the log's
+/// list, so they stay on disk until the next open finds them and the first
+/// checkpoint after it deletes them.
 #[derive(Debug)]
 #[must_use = "a planned checkpoint does nothing until it is written"]
 pub struct CheckpointWrite {
