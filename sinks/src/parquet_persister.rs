@@ -601,8 +601,9 @@ pub(crate) fn split_by_hour(
         table: table.to_string(),
         source,
     };
-    if let Some(ranges) = sorted_hour_ranges(batch) {
-        return Ok(ranges
+    if let Some(sorted) = sorted_batch(batch) {
+        return Ok(sorted
+            .hours
             .into_iter()
             .map(|(key, rows)| (key, batch.slice(rows.start, rows.len())))
             .collect());
@@ -733,12 +734,6 @@ fn sorted_batch(batch: &RecordBatch) -> Option<SortedBatch> {
     })
 }
 
-/// The rows of a sorted batch by hour partition, or `None` (see
-/// [`sorted_batch`]).
-fn sorted_hour_ranges(batch: &RecordBatch) -> Option<Vec<(PartitionKey, std::ops::Range<usize>)>> {
-    sorted_batch(batch).map(|sorted| sorted.hours)
-}
-
 /// Splits a run of batches with one schema by hour, as [`split_by_hour`]
 /// splits their concatenation: each partition's rows in order, as the
 /// slices that hold them.
@@ -754,25 +749,7 @@ pub(crate) fn split_run_by_hour(
     let Some(first) = batches.first() else {
         return Ok(Vec::new());
     };
-    let mut parts: Vec<(PartitionKey, Vec<RecordBatch>)> = Vec::new();
-    let mut previous_last = None;
-    for batch in &batches {
-        let Some(sorted) = sorted_batch(batch)
-            .filter(|sorted| previous_last.is_none_or(|last| last <= sorted.first))
-        else {
-            parts.clear();
-            break;
-        };
-        previous_last = Some(sorted.last);
-        for (key, rows) in sorted.hours {
-            let slice = batch.slice(rows.start, rows.len());
-            match parts.last_mut() {
-                Some((last, slices)) if *last == key => slices.push(slice),
-                _ => parts.push((key, vec![slice])),
-            }
-        }
-    }
-    if !parts.is_empty() {
+    if let Some(parts) = sorted_run_by_hour(&batches) {
         return Ok(parts);
     }
     let combined = arrow::compute::concat_batches(&first.schema(), batches.iter().copied())
@@ -785,6 +762,26 @@ pub(crate) fn split_run_by_hour(
         .into_iter()
         .map(|(key, part)| (key, vec![part]))
         .collect())
+}
+
+/// The rows of `batches` by hour as slices, if every batch is sorted and
+/// each starts no earlier than the one before it ends; `None` otherwise.
+fn sorted_run_by_hour(batches: &[&RecordBatch]) -> Option<Vec<(PartitionKey, Vec<RecordBatch>)>> {
+    let mut parts: Vec<(PartitionKey, Vec<RecordBatch>)> = Vec::new();
+    let mut previous_last = None;
+    for batch in batches {
+        let sorted = sorted_batch(batch)
+            .filter(|sorted| previous_last.is_none_or(|last| last <= sorted.first))?;
+        previous_last = Some(sorted.last);
+        for (key, rows) in sorted.hours {
+            let slice = batch.slice(rows.start, rows.len());
+            match parts.last_mut() {
+                Some((last, slices)) if *last == key => slices.push(slice),
+                _ => parts.push((key, vec![slice])),
+            }
+        }
+    }
+    Some(parts)
 }
 
 #[cfg(test)]

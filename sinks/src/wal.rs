@@ -682,7 +682,7 @@ fn decode_payload(payload: &[u8]) -> Result<RecordBatch, &'static str> {
     }
 }
 
-fn read_checkpoint(dir: &Path) -> Result<Checkpoint, WalError> {
+pub(crate) fn read_checkpoint(dir: &Path) -> Result<Checkpoint, WalError> {
     let path = dir.join(CHECKPOINT_FILE);
     let text = match fs::read_to_string(&path) {
         Ok(text) => text,
@@ -895,6 +895,14 @@ mod tests {
         assert_eq!(wal.append("t", &batch(&[5])).unwrap(), 3);
     }
 
+    /// The WAL segments in `dir`.
+    fn segment_count(dir: &Path) -> usize {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
+            .count()
+    }
+
     #[test]
     fn checkpoint_skips_and_trims_persisted_records() {
         let dir = tempfile::tempdir().unwrap();
@@ -913,11 +921,11 @@ mod tests {
                 tables: BTreeMap::new(),
             })
             .unwrap();
-            let segments = fs::read_dir(&wal_dir)
-                .unwrap()
-                .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
-                .count();
-            assert_eq!(segments, 2, "segments of records 1 and 2 are trimmed");
+            assert_eq!(
+                segment_count(&wal_dir),
+                2,
+                "segments of records 1 and 2 are trimmed"
+            );
         }
         let (wal, replay) = Wal::open(&wal_dir, options).unwrap();
         assert_eq!(replay.persisted_through, 2);
@@ -934,12 +942,7 @@ mod tests {
             fsync: FsyncPolicy::Off,
             segment_bytes: 1, // every record in its own segment
         };
-        let segments = || {
-            fs::read_dir(&wal_dir)
-                .unwrap()
-                .filter(|e| e.as_ref().unwrap().path().extension() == Some("wal".as_ref()))
-                .count()
-        };
+        let segments = || segment_count(&wal_dir);
         {
             let (mut wal, _) = Wal::open(&wal_dir, options.clone()).unwrap();
             for t in 0..4 {

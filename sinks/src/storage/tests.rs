@@ -422,11 +422,9 @@ fn background_rolls_never_show_a_row_twice_or_lose_one() {
     // … and the checkpointer alone moved the WAL checkpoint past the rows
     // the roller published.
     let persisted_through = || {
-        let text = fs::read_to_string(dir.path().join(WAL_DIR).join("checkpoint")).ok()?;
-        text.lines()
-            .find_map(|line| line.strip_prefix("persisted_through "))?
-            .parse::<u64>()
+        crate::wal::read_checkpoint(&dir.path().join(WAL_DIR))
             .ok()
+            .map(|checkpoint| checkpoint.all_tables)
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while persisted_through().unwrap_or(0) == 0 && Instant::now() < deadline {
