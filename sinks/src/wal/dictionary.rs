@@ -15,8 +15,8 @@
 //! Each replaced field carries [`ENCODING_KEY`] in its metadata, and replay
 //! turns exactly those columns back into their original type, so a record
 //! decodes to the batch that was appended, schema and all. Columns that are
-//! mostly distinct (`eid`) are found out within the first
-//! [`CHECK_EVERY`] rows and written as they are. Records written before this
+//! mostly distinct (`eid`) are found out within the first [`FIRST_CHECK`]
+//! rows and written as they are. Records written before this
 //! carry no marker and decode as before.
 
 use std::collections::HashMap;
@@ -40,8 +40,12 @@ const ENCODING_DICTIONARY: &str = "dictionary";
 /// Columns shorter than this are written as they are: a dictionary's fixed
 /// costs would eat what it saves.
 const MIN_ROWS: usize = 64;
-/// How often (in rows) the encoder checks that the dictionary still pays,
-/// and gives up on the column if not.
+/// After this many rows the encoder gives up on a column whose values so
+/// far are nearly all distinct (an id), so that such a column costs little
+/// hashing even in a small batch. Early values of a repetitive column are
+/// often distinct too, so only this extreme is judged so soon.
+const FIRST_CHECK: usize = 512;
+/// How often (in rows) it checks again after that.
 const CHECK_EVERY: usize = 1024;
 
 /// `batch` with its repetitive text and binary columns dictionary-encoded
@@ -173,6 +177,9 @@ where
             (distinct.len() - 1) as u32
         });
         codes.push(code);
+        if row + 1 == FIRST_CHECK && distinct.len() * 10 > FIRST_CHECK * 9 {
+            return Ok(None);
+        }
         if (row + 1) % CHECK_EVERY == 0 {
             let seen = row + 1;
             let plain = (offsets[seen] - offsets[0]) as usize + 4 * seen;
