@@ -347,6 +347,37 @@ mod tests {
         assert_eq!(restore(own.clone()).unwrap(), own);
     }
 
+    /// Batches cut from larger ones (non-zero offsets into shared buffers),
+    /// NULLs in every position and bytes that are not UTF-8 all come back
+    /// as they went in, whatever the keys' width.
+    #[test]
+    fn slices_nulls_and_raw_bytes_round_trip() {
+        let rows = 3000;
+        let text = StringArray::from_iter(
+            (0..rows)
+                .map(|i| (i % 5 != 0).then(|| format!("/private/var/folders/{}/T/file", i % 40))),
+        );
+        let raw = BinaryArray::from_iter(
+            (0..rows).map(|i| (i % 3 == 0).then(|| vec![0xff, 0xfe, (i % 7) as u8])),
+        );
+        let batch = RecordBatch::try_from_iter([
+            ("text", Arc::new(text) as ArrayRef),
+            ("raw", Arc::new(raw) as ArrayRef),
+        ])
+        .unwrap();
+        for (offset, len) in [(0, rows), (1, 700), (333, 2000), (2999, 1), (1500, 64)] {
+            let slice = batch.slice(offset, len);
+            let small = shrink(&slice).unwrap();
+            if len >= MIN_ROWS {
+                assert!(
+                    matches!(small.column(0).data_type(), DataType::Dictionary(..)),
+                    "slice {offset}+{len}"
+                );
+            }
+            assert_eq!(restore(small).unwrap(), slice, "slice {offset}+{len}");
+        }
+    }
+
     #[test]
     fn an_unknown_encoding_is_an_error_not_a_guess() {
         let batch = sample(100);
