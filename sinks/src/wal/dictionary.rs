@@ -164,18 +164,18 @@ where
     let mut distinct: Vec<&[u8]> = Vec::new();
     let mut distinct_bytes = 0usize;
     for row in 0..rows {
-        if nulls.is_some_and(|n| n.is_null(row)) {
-            codes.push(0);
-            continue;
-        }
-        // Offsets of a valid array are in bounds and non-decreasing.
-        let value = &data[offsets[row] as usize..offsets[row + 1] as usize];
-        let code = *index.entry(value).or_insert_with(|| {
-            distinct.push(value);
-            distinct_bytes += value.len();
-            // At most `rows` (< 2^31, an i32-offset array) distinct values.
-            (distinct.len() - 1) as u32
-        });
+        let code = if nulls.is_some_and(|n| n.is_null(row)) {
+            0
+        } else {
+            // Offsets of a valid array are in bounds and non-decreasing.
+            let value = &data[offsets[row] as usize..offsets[row + 1] as usize];
+            *index.entry(value).or_insert_with(|| {
+                distinct.push(value);
+                distinct_bytes += value.len();
+                // At most `rows` (< 2^31, an i32-offset array) distinct values.
+                (distinct.len() - 1) as u32
+            })
+        };
         codes.push(code);
         if row + 1 == FIRST_CHECK && distinct.len() * 10 > FIRST_CHECK * 9 {
             return Ok(None);
