@@ -6,7 +6,8 @@
 //! apart by its `global_seq_num`) and, round after round:
 //!
 //! 1. starts the real `sluice ingest -` as a child process with small
-//!    batches, frequent Parquet rolls and `--ack`, feeds it the lines not yet
+//!    batches and frequent Parquet rolls (or, every other round, batches
+//!    large enough for the WAL's dictionary form) and `--ack`, feeds it the lines not yet
 //!    stored, and reads its `ack <rows>` lines;
 //! 2. kills it with SIGKILL after a random delay (sometimes at once, while it
 //!    is still starting or replaying);
@@ -65,17 +66,30 @@ fn process_event_lines() -> Vec<(i64, Vec<u8>)> {
         .collect()
 }
 
-fn sluice(data_dir: &Path) -> Command {
+/// `sluice ingest` with batches of `batch_rows` and rolls every `roll_kib`.
+fn sluice(data_dir: &Path, (batch_rows, roll_kib): (&str, &str)) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sluice"));
     command.arg("ingest").arg("--data-dir").arg(data_dir).args([
         "--batch-rows",
-        "7",
+        batch_rows,
         "--roll-kib",
-        "48",
+        roll_kib,
         "--ack",
         "-",
     ]);
     command
+}
+
+/// Even rounds: tiny batches, rolled often, so kills land everywhere.
+/// Odd rounds: batches large enough for the WAL to write their text as
+/// dictionaries (64 rows or more), held hot for several batches, so that
+/// replay decodes that form too.
+fn batching(round: usize) -> (&'static str, &'static str) {
+    if round.is_multiple_of(2) {
+        ("7", "48")
+    } else {
+        ("96", "512")
+    }
 }
 
 /// Every `*.parquet` file under `dir` (hidden names are temporary files,
@@ -133,10 +147,11 @@ fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
     let mut rng = SplitMix64::new(42);
     let mut stored = 0usize; // lines[..stored] are in Parquet
     let mut kills_with_unflushed_acks = 0;
+    let mut dictionary_replays = 0;
 
     for round in 0..ROUNDS {
         assert!(stored < lines.len(), "the test ran out of input lines");
-        let mut child = sluice(&data_dir)
+        let mut child = sluice(&data_dir, batching(round))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -190,8 +205,9 @@ fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
         let before_recovery = stored_global_seqs(&data_dir).len();
         if stored + acked > before_recovery {
             kills_with_unflushed_acks += 1;
+            dictionary_replays += round % 2;
         }
-        let output = sluice(&data_dir)
+        let output = sluice(&data_dir, batching(round))
             .stdin(Stdio::null())
             .output()
             .expect("run recovery");
@@ -236,5 +252,10 @@ fn sigkill_loses_no_acknowledged_event_and_stores_none_twice() {
         kills_with_unflushed_acks >= 3,
         "only {kills_with_unflushed_acks} kills left acknowledged rows outside Parquet; \
          the test did not exercise WAL replay"
+    );
+    assert!(
+        dictionary_replays >= 1,
+        "no kill with large batches left acknowledged rows outside Parquet; \
+         the test did not replay dictionary-encoded WAL records"
     );
 }
