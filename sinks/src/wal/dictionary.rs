@@ -52,62 +52,31 @@ const CHECK_EVERY: usize = 1024;
 /// and marked, ready to be written to the WAL. Returns the batch itself
 /// (a cheap clone) when no column pays.
 pub(crate) fn shrink(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let schema = batch.schema();
-    let mut fields: Vec<Arc<Field>> = Vec::with_capacity(schema.fields().len());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    let mut changed = false;
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+    replace_columns(batch, |field, column| {
         let encoded = match column.data_type() {
             DataType::Utf8 => dictionary_encode(column.as_bytes::<Utf8Type>())?,
             DataType::Binary => dictionary_encode(column.as_bytes::<BinaryType>())?,
             _ => None,
         };
-        match encoded {
-            Some(dictionary) => {
-                let mut metadata = field.metadata().clone();
-                metadata.insert(ENCODING_KEY.to_string(), ENCODING_DICTIONARY.to_string());
-                let marked = field
-                    .as_ref()
-                    .clone()
-                    .with_data_type(dictionary.data_type().clone())
-                    .with_metadata(metadata);
-                fields.push(Arc::new(marked));
-                columns.push(dictionary);
-                changed = true;
-            }
-            None => {
-                fields.push(Arc::clone(field));
-                columns.push(Arc::clone(column));
-            }
-        }
-    }
-    if !changed {
-        return Ok(batch.clone());
-    }
-    let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
-    RecordBatch::try_new(Arc::new(schema), columns)
+        Ok(encoded.map(|dictionary| {
+            let mut metadata = field.metadata().clone();
+            metadata.insert(ENCODING_KEY.to_string(), ENCODING_DICTIONARY.to_string());
+            let marked = field
+                .clone()
+                .with_data_type(dictionary.data_type().clone())
+                .with_metadata(metadata);
+            (marked, dictionary)
+        }))
+    })
 }
 
 /// Undoes [`shrink`]: every marked column back to its value type, the
 /// marker removed. Unmarked columns, and batches without any, pass as they
 /// are.
 pub(crate) fn restore(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
-    let schema = batch.schema();
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| f.metadata().contains_key(ENCODING_KEY))
-    {
-        return Ok(batch);
-    }
-    let mut fields: Vec<Arc<Field>> = Vec::with_capacity(schema.fields().len());
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+    replace_columns(&batch, |field, column| {
         match field.metadata().get(ENCODING_KEY).map(String::as_str) {
-            None => {
-                fields.push(Arc::clone(field));
-                columns.push(Arc::clone(column));
-            }
+            None => Ok(None),
             Some(ENCODING_DICTIONARY) => {
                 let DataType::Dictionary(_, value_type) = column.data_type() else {
                     return Err(ArrowError::InvalidArgumentError(format!(
@@ -117,24 +86,49 @@ pub(crate) fn restore(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
                     )));
                 };
                 let value_type = value_type.as_ref().clone();
-                columns.push(arrow::compute::cast(column, &value_type)?);
+                let plain = arrow::compute::cast(column, &value_type)?;
                 let mut metadata = field.metadata().clone();
                 metadata.remove(ENCODING_KEY);
-                fields.push(Arc::new(
-                    field
-                        .as_ref()
-                        .clone()
-                        .with_data_type(value_type)
-                        .with_metadata(metadata),
-                ));
+                let field = field
+                    .clone()
+                    .with_data_type(value_type)
+                    .with_metadata(metadata);
+                Ok(Some((field, plain)))
             }
-            Some(other) => {
-                return Err(ArrowError::InvalidArgumentError(format!(
-                    "WAL column {:?} has an unknown encoding {other:?}",
-                    field.name()
-                )));
+            Some(other) => Err(ArrowError::InvalidArgumentError(format!(
+                "WAL column {:?} has an unknown encoding {other:?}",
+                field.name()
+            ))),
+        }
+    })
+}
+
+/// `batch` with each column for which `replace` returns a new field and
+/// column swapped for them, the others and the schema's metadata kept.
+/// Returns the batch itself (a cheap clone) when nothing is replaced.
+fn replace_columns(
+    batch: &RecordBatch,
+    mut replace: impl FnMut(&Field, &ArrayRef) -> Result<Option<(Field, ArrayRef)>, ArrowError>,
+) -> Result<RecordBatch, ArrowError> {
+    let schema = batch.schema();
+    let mut fields: Vec<Arc<Field>> = Vec::with_capacity(schema.fields().len());
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+    let mut replaced = false;
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        match replace(field, column)? {
+            Some((field, column)) => {
+                fields.push(Arc::new(field));
+                columns.push(column);
+                replaced = true;
+            }
+            None => {
+                fields.push(Arc::clone(field));
+                columns.push(Arc::clone(column));
             }
         }
+    }
+    if !replaced {
+        return Ok(batch.clone());
     }
     let schema = Schema::new_with_metadata(fields, schema.metadata().clone());
     RecordBatch::try_new(Arc::new(schema), columns)
