@@ -223,6 +223,43 @@ fn files_are_zstd_with_statistics_and_page_index() {
 }
 
 #[test]
+fn text_with_a_raw_bytes_sidecar_is_written_without_statistics() {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::new(data.path());
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("path", DataType::Utf8, true),
+        Field::new("event_type", DataType::Utf8, true),
+        Field::new("time", DataType::Int64, true),
+        Field::new("path_bytes", DataType::Binary, true),
+    ]));
+    let rows = 100;
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                (0..rows).map(|i| format!("/Users/alice/{i}")),
+            )),
+            Arc::new(StringArray::from_iter_values((0..rows).map(|_| "open"))),
+            Arc::new(Int64Array::from_iter_values((0..rows).map(|i| T0 + i))),
+            Arc::new(arrow::array::BinaryArray::new_null(rows as usize)),
+        ],
+    )
+    .unwrap();
+
+    let published = persister.persist(TABLE, &batch).unwrap();
+    let (metadata, read_back) = read(&published[0]);
+    assert_eq!(read_back, batch);
+    let chunk = |name: &str| metadata.row_group(0).column(schema.index_of(name).unwrap());
+    // The free-text column has none; the others keep theirs, the sidecar's
+    // null count included.
+    assert!(chunk("path").statistics().is_none());
+    assert!(chunk("event_type").statistics().is_some());
+    assert!(chunk("time").statistics().is_some());
+    let sidecar = chunk("path_bytes").statistics().unwrap();
+    assert_eq!(sidecar.null_count_opt(), Some(rows as u64));
+}
+
+#[test]
 fn repeated_dictionary_values_are_dictionary_encoded() {
     let data = tempfile::tempdir().unwrap();
     let persister = ParquetPersister::new(data.path());
