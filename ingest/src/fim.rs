@@ -42,6 +42,7 @@ use notify::event::{AccessKind, EventKind, ModifyKind, RenameMode};
 use serde::Deserialize;
 use sluice_schemas::FILE_EVENTS;
 
+use crate::builders::EventIds;
 use crate::gates::GateConfigError;
 use crate::gates::config::PathRules;
 use crate::gates::muting::PathMatcher;
@@ -322,8 +323,8 @@ pub struct FileEventsBuilder {
     eid: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
     rows: usize,
-    eid_counter: u64,
-    /// Reused for the text columns rendered from numbers (mode, eid), so a
+    event_ids: EventIds,
+    /// Reused for the text column rendered from a number (mode), so a
     /// row costs no allocation.
     buf: String,
 }
@@ -358,7 +359,7 @@ impl FileEventsBuilder {
             eid: StringBuilder::new(),
             time_ns: TimestampNanosecondBuilder::new().with_timezone("UTC"),
             rows: 0,
-            eid_counter: 0,
+            event_ids: EventIds::default(),
             buf: String::with_capacity(16),
         }
     }
@@ -414,10 +415,7 @@ impl FileEventsBuilder {
         self.hashed.append_value(row.hashed);
         self.time
             .append_value(row.time_ns.div_euclid(1_000_000_000));
-        self.eid_counter += 1;
-        self.buf.clear();
-        let _ = write!(self.buf, "{:010}", self.eid_counter);
-        self.eid.append_value(&self.buf);
+        self.event_ids.append_next(&mut self.eid);
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }

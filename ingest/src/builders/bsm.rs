@@ -20,7 +20,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{PROCESS_EVENTS, PROCESS_FILE_EVENTS, SOCKET_EVENTS, USER_EVENTS};
 
-use super::{append_eid, digits};
+use super::{EventIds, digits};
 use crate::text::{append_text, append_text_with_bytes};
 
 /// Splits nanoseconds into osquery's whole-second `time`.
@@ -349,7 +349,7 @@ pub struct ProcessEventsBuilder {
     env_bytes: Lazy<BinaryBuilder>,
     cwd_bytes: Lazy<BinaryBuilder>,
     rows: usize,
-    eid_counter: u64,
+    event_ids: EventIds,
 }
 
 impl ProcessEventsBuilder {
@@ -403,7 +403,7 @@ impl ProcessEventsBuilder {
         self.parent.push(row.parent);
         self.time.append_value(unix_seconds(row.time_ns));
         self.uptime.push(row.uptime);
-        append_eid(&mut self.eid, &mut self.eid_counter);
+        self.event_ids.append_next(&mut self.eid);
         self.status.append_option(row.status);
         self.fsuid.push(row.fsuid);
         self.suid.push(row.suid);
@@ -537,7 +537,7 @@ pub struct ProcessFileEventsBuilder {
     path_bytes: Lazy<BinaryBuilder>,
     dest_path_bytes: Lazy<BinaryBuilder>,
     rows: usize,
-    eid_counter: u64,
+    event_ids: EventIds,
 }
 
 /// A decimal id into a text column that is NULL in most rows.
@@ -593,7 +593,7 @@ impl ProcessFileEventsBuilder {
         push_lazy_decimal(&mut self.suid, row.suid);
         push_lazy_decimal(&mut self.sgid, row.sgid);
         self.uptime.push(row.uptime);
-        append_eid(&mut self.eid, &mut self.eid_counter);
+        self.event_ids.append_next(&mut self.eid);
         self.time_ns.append_value(row.time_ns);
         self.flags.push(row.flags.map(str::as_bytes));
         self.rows += 1;
@@ -692,7 +692,7 @@ pub struct SocketEventsBuilder {
     time_ns: TimestampNanosecondBuilder,
     socket_bytes: Lazy<BinaryBuilder>,
     rows: usize,
-    eid_counter: u64,
+    event_ids: EventIds,
     buf: String,
 }
 
@@ -726,7 +726,7 @@ impl SocketEventsBuilder {
             time_ns: timestamp_builder(),
             socket_bytes: Lazy::default(),
             rows: 0,
-            eid_counter: 0,
+            event_ids: EventIds::default(),
             buf: String::with_capacity(48),
         }
     }
@@ -758,7 +758,7 @@ impl SocketEventsBuilder {
         push_lazy_text_with_bytes(&mut self.socket, &mut self.socket_bytes, row.socket);
         self.time.append_value(unix_seconds(row.time_ns));
         self.uptime.push(row.uptime);
-        append_eid(&mut self.eid, &mut self.eid_counter);
+        self.event_ids.append_next(&mut self.eid);
         self.success.append_option(row.success);
         self.status.append_option(row.status);
         self.time_ns.append_value(row.time_ns);
@@ -836,7 +836,7 @@ pub struct UserEventsBuilder {
     message_bytes: Lazy<BinaryBuilder>,
     path_bytes: Lazy<BinaryBuilder>,
     rows: usize,
-    eid_counter: u64,
+    event_ids: EventIds,
     buf: String,
 }
 
@@ -865,7 +865,7 @@ impl UserEventsBuilder {
             message_bytes: Lazy::default(),
             path_bytes: Lazy::default(),
             rows: 0,
-            eid_counter: 0,
+            event_ids: EventIds::default(),
             buf: String::with_capacity(48),
         }
     }
@@ -893,7 +893,7 @@ impl UserEventsBuilder {
         append_text(&mut self.terminal, row.terminal);
         self.time.append_value(unix_seconds(row.time_ns));
         self.uptime.push(row.uptime);
-        append_eid(&mut self.eid, &mut self.eid_counter);
+        self.event_ids.append_next(&mut self.eid);
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }

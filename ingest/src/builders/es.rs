@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
+    ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS};
 
-use super::append_eid;
-use crate::text::{append_text, append_text_with_bytes};
+use super::EventIds;
+use crate::text::{TextWithBytesBuilder, append_text};
 
 /// One row of `es_process_events`, borrowed from the decoder's buffers.
 ///
@@ -161,18 +161,18 @@ pub struct EsProcessEventsBuilder {
     global_seq_num: Int64Builder,
     pid: Int64Builder,
     pidversion: Int64Builder,
-    path: StringBuilder,
+    path: TextWithBytesBuilder,
     parent: Int64Builder,
     original_parent: Int64Builder,
     session_id: Int64Builder,
     responsible_pid: Int64Builder,
     responsible_pidversion: Int64Builder,
     parent_pidversion: Int64Builder,
-    cmdline: StringBuilder,
+    cmdline: TextWithBytesBuilder,
     cmdline_count: Int64Builder,
-    env: StringBuilder,
+    env: TextWithBytesBuilder,
     env_count: Int64Builder,
-    cwd: StringBuilder,
+    cwd: TextWithBytesBuilder,
     uid: Int64Builder,
     euid: Int64Builder,
     gid: Int64Builder,
@@ -189,12 +189,8 @@ pub struct EsProcessEventsBuilder {
     eid: StringBuilder,
     codesigning_flags: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
-    path_bytes: BinaryBuilder,
-    cmdline_bytes: BinaryBuilder,
-    env_bytes: BinaryBuilder,
-    cwd_bytes: BinaryBuilder,
     rows: usize,
-    eid_counter: u64,
+    event_ids: EventIds,
 }
 
 impl Default for EsProcessEventsBuilder {
@@ -212,18 +208,18 @@ impl EsProcessEventsBuilder {
             global_seq_num: Int64Builder::new(),
             pid: Int64Builder::new(),
             pidversion: Int64Builder::new(),
-            path: StringBuilder::new(),
+            path: TextWithBytesBuilder::new(),
             parent: Int64Builder::new(),
             original_parent: Int64Builder::new(),
             session_id: Int64Builder::new(),
             responsible_pid: Int64Builder::new(),
             responsible_pidversion: Int64Builder::new(),
             parent_pidversion: Int64Builder::new(),
-            cmdline: StringBuilder::new(),
+            cmdline: TextWithBytesBuilder::new(),
             cmdline_count: Int64Builder::new(),
-            env: StringBuilder::new(),
+            env: TextWithBytesBuilder::new(),
             env_count: Int64Builder::new(),
-            cwd: StringBuilder::new(),
+            cwd: TextWithBytesBuilder::new(),
             uid: Int64Builder::new(),
             euid: Int64Builder::new(),
             gid: Int64Builder::new(),
@@ -240,12 +236,8 @@ impl EsProcessEventsBuilder {
             eid: StringBuilder::new(),
             codesigning_flags: StringBuilder::new(),
             time_ns: timestamp_builder(),
-            path_bytes: BinaryBuilder::new(),
-            cmdline_bytes: BinaryBuilder::new(),
-            env_bytes: BinaryBuilder::new(),
-            cwd_bytes: BinaryBuilder::new(),
             rows: 0,
-            eid_counter: 0,
+            event_ids: EventIds::default(),
         }
     }
 
@@ -266,7 +258,7 @@ impl EsProcessEventsBuilder {
         self.global_seq_num.append_option(row.global_seq_num);
         self.pid.append_option(row.pid);
         self.pidversion.append_option(row.pidversion);
-        append_text_with_bytes(&mut self.path, &mut self.path_bytes, row.path);
+        self.path.append(row.path);
         self.parent.append_option(row.parent);
         self.original_parent.append_option(row.original_parent);
         self.session_id.append_option(row.session_id);
@@ -274,11 +266,11 @@ impl EsProcessEventsBuilder {
         self.responsible_pidversion
             .append_option(row.responsible_pidversion);
         self.parent_pidversion.append_option(row.parent_pidversion);
-        append_text_with_bytes(&mut self.cmdline, &mut self.cmdline_bytes, row.cmdline);
+        self.cmdline.append(row.cmdline);
         self.cmdline_count.append_option(row.cmdline_count);
-        append_text_with_bytes(&mut self.env, &mut self.env_bytes, row.env);
+        self.env.append(row.env);
         self.env_count.append_option(row.env_count);
-        append_text_with_bytes(&mut self.cwd, &mut self.cwd_bytes, row.cwd);
+        self.cwd.append(row.cwd);
         self.uid.append_option(row.uid);
         self.euid.append_option(row.euid);
         self.gid.append_option(row.gid);
@@ -292,7 +284,7 @@ impl EsProcessEventsBuilder {
         self.child_pid.append_option(row.child_pid);
         self.time.append_value(unix_seconds(row.time_ns));
         self.event_type.append_value(row.event_type);
-        append_eid(&mut self.eid, &mut self.eid_counter);
+        self.event_ids.append_next(&mut self.eid);
         self.codesigning_flags
             .append_option(row.codesigning_flags.map(codesigning_flags_text));
         self.time_ns.append_value(row.time_ns);
@@ -303,24 +295,28 @@ impl EsProcessEventsBuilder {
     /// leaves the builder empty (its buffers ready for reuse).
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.rows = 0;
+        let (path, path_bytes) = self.path.finish();
+        let (cmdline, cmdline_bytes) = self.cmdline.finish();
+        let (env, env_bytes) = self.env.finish();
+        let (cwd, cwd_bytes) = self.cwd.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.version.finish()),
             Arc::new(self.seq_num.finish()),
             Arc::new(self.global_seq_num.finish()),
             Arc::new(self.pid.finish()),
             Arc::new(self.pidversion.finish()),
-            Arc::new(self.path.finish()),
+            path,
             Arc::new(self.parent.finish()),
             Arc::new(self.original_parent.finish()),
             Arc::new(self.session_id.finish()),
             Arc::new(self.responsible_pid.finish()),
             Arc::new(self.responsible_pidversion.finish()),
             Arc::new(self.parent_pidversion.finish()),
-            Arc::new(self.cmdline.finish()),
+            cmdline,
             Arc::new(self.cmdline_count.finish()),
-            Arc::new(self.env.finish()),
+            env,
             Arc::new(self.env_count.finish()),
-            Arc::new(self.cwd.finish()),
+            cwd,
             Arc::new(self.uid.finish()),
             Arc::new(self.euid.finish()),
             Arc::new(self.gid.finish()),
@@ -337,10 +333,10 @@ impl EsProcessEventsBuilder {
             Arc::new(self.eid.finish()),
             Arc::new(self.codesigning_flags.finish()),
             Arc::new(self.time_ns.finish()),
-            Arc::new(self.path_bytes.finish()),
-            Arc::new(self.cmdline_bytes.finish()),
-            Arc::new(self.env_bytes.finish()),
-            Arc::new(self.cwd_bytes.finish()),
+            path_bytes,
+            cmdline_bytes,
+            env_bytes,
+            cwd_bytes,
         ];
         RecordBatch::try_new(ES_PROCESS_EVENTS.schema(), columns)
     }
@@ -353,18 +349,15 @@ pub struct EsProcessFileEventsBuilder {
     global_seq_num: Int64Builder,
     pid: Int64Builder,
     parent: Int64Builder,
-    path: StringBuilder,
-    filename: StringBuilder,
-    dest_filename: StringBuilder,
+    path: TextWithBytesBuilder,
+    filename: TextWithBytesBuilder,
+    dest_filename: TextWithBytesBuilder,
     event_type: StringBuilder,
     time: Int64Builder,
     eid: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
-    path_bytes: BinaryBuilder,
-    filename_bytes: BinaryBuilder,
-    dest_filename_bytes: BinaryBuilder,
     rows: usize,
-    eid_counter: u64,
+    event_ids: EventIds,
 }
 
 impl Default for EsProcessFileEventsBuilder {
@@ -382,18 +375,15 @@ impl EsProcessFileEventsBuilder {
             global_seq_num: Int64Builder::new(),
             pid: Int64Builder::new(),
             parent: Int64Builder::new(),
-            path: StringBuilder::new(),
-            filename: StringBuilder::new(),
-            dest_filename: StringBuilder::new(),
+            path: TextWithBytesBuilder::new(),
+            filename: TextWithBytesBuilder::new(),
+            dest_filename: TextWithBytesBuilder::new(),
             event_type: StringBuilder::new(),
             time: Int64Builder::new(),
             eid: StringBuilder::new(),
             time_ns: timestamp_builder(),
-            path_bytes: BinaryBuilder::new(),
-            filename_bytes: BinaryBuilder::new(),
-            dest_filename_bytes: BinaryBuilder::new(),
             rows: 0,
-            eid_counter: 0,
+            event_ids: EventIds::default(),
         }
     }
 
@@ -414,16 +404,12 @@ impl EsProcessFileEventsBuilder {
         self.global_seq_num.append_option(row.global_seq_num);
         self.pid.append_option(row.pid);
         self.parent.append_option(row.parent);
-        append_text_with_bytes(&mut self.path, &mut self.path_bytes, row.path);
-        append_text_with_bytes(&mut self.filename, &mut self.filename_bytes, row.filename);
-        append_text_with_bytes(
-            &mut self.dest_filename,
-            &mut self.dest_filename_bytes,
-            row.dest_filename,
-        );
+        self.path.append(row.path);
+        self.filename.append(row.filename);
+        self.dest_filename.append(row.dest_filename);
         self.event_type.append_value(row.event_type);
         self.time.append_value(unix_seconds(row.time_ns));
-        append_eid(&mut self.eid, &mut self.eid_counter);
+        self.event_ids.append_next(&mut self.eid);
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }
@@ -432,22 +418,25 @@ impl EsProcessFileEventsBuilder {
     /// leaves the builder empty.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.rows = 0;
+        let (path, path_bytes) = self.path.finish();
+        let (filename, filename_bytes) = self.filename.finish();
+        let (dest_filename, dest_filename_bytes) = self.dest_filename.finish();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.version.finish()),
             Arc::new(self.seq_num.finish()),
             Arc::new(self.global_seq_num.finish()),
             Arc::new(self.pid.finish()),
             Arc::new(self.parent.finish()),
-            Arc::new(self.path.finish()),
-            Arc::new(self.filename.finish()),
-            Arc::new(self.dest_filename.finish()),
+            path,
+            filename,
+            dest_filename,
             Arc::new(self.event_type.finish()),
             Arc::new(self.time.finish()),
             Arc::new(self.eid.finish()),
             Arc::new(self.time_ns.finish()),
-            Arc::new(self.path_bytes.finish()),
-            Arc::new(self.filename_bytes.finish()),
-            Arc::new(self.dest_filename_bytes.finish()),
+            path_bytes,
+            filename_bytes,
+            dest_filename_bytes,
         ];
         RecordBatch::try_new(ES_PROCESS_FILE_EVENTS.schema(), columns)
     }
