@@ -20,10 +20,15 @@
 //! folding byte by byte also spares arrow's `ILIKE` its check that every
 //! string of the batch is ASCII, which on `Utf8View` columns read from
 //! dictionary pages cost more than the match itself.
+//!
+//! On `Utf8View` columns a prefix pattern (`'/Users/%'`, the most common
+//! shape) is first tried on each row's view, which holds the string's length
+//! and first four bytes: a row too short or starting differently is decided
+//! without reading its bytes from the data buffer ([`prefix_over_views`]).
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayAccessor, ArrayRef, AsArray, BooleanArray};
+use arrow::array::{Array, ArrayAccessor, ArrayRef, AsArray, BooleanArray, StringViewArray};
 use arrow::buffer::{BooleanBuffer, NullBuffer};
 use arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
@@ -283,7 +288,12 @@ impl ScalarUDFImpl for SqliteLike {
                 None => BooleanArray::new_null(rows),
                 Some(pattern) => {
                     let pattern = LikePattern::new(&pattern, case_sensitive, escape);
-                    match_each(&subject, |_| Some(&pattern))
+                    match (&pattern.shape, subject.as_string_view_opt()) {
+                        (Shape::Prefix(literal), Some(views)) => {
+                            prefix_over_views(views, literal, case_sensitive)
+                        }
+                        _ => match_each(&subject, |_| Some(&pattern)),
+                    }
                 }
             },
             ColumnarValue::Array(patterns) => {
@@ -369,6 +379,49 @@ where
     BooleanArray::new(values, nulls)
 }
 
+/// `subject LIKE 'literal%'` for every row of a view array; the same
+/// answers as [`LikePattern::matches`] with `Shape::Prefix(literal)`.
+///
+/// A view is 16 bytes: the length (4), then either the whole string (up to
+/// 12 bytes) or its first 4 bytes, a buffer index and an offset. Most rows
+/// of a path filter fail on the length or the first 4 bytes, which the view
+/// has in hand; only the rest go to the data buffer.
+fn prefix_over_views(
+    subject: &StringViewArray,
+    literal: &[u8],
+    case_sensitive: bool,
+) -> BooleanArray {
+    let views = subject.views();
+    let buffers = subject.data_buffers();
+    let head = literal.len().min(4);
+    let values = BooleanBuffer::collect_bool(views.len(), |row| {
+        let view = views[row];
+        let len = view as u32 as usize;
+        if len < literal.len() {
+            return false;
+        }
+        let inline = view.to_le_bytes();
+        if !same(&inline[4..4 + head], &literal[..head], case_sensitive) {
+            return false;
+        }
+        if literal.len() <= 4 {
+            return true;
+        }
+        let rest = &literal[4..];
+        if len <= 12 {
+            return same(&inline[8..4 + literal.len()], rest, case_sensitive);
+        }
+        // A NULL slot may hold any view: its buffer and offset are looked
+        // up, never trusted (its answer is masked by the NULL anyway).
+        let (buffer, offset) = ((view >> 64) as u32 as usize, (view >> 96) as u32 as usize);
+        buffers
+            .get(buffer)
+            .and_then(|data| data.get(offset + 4..offset + literal.len()))
+            .is_some_and(|bytes| same(bytes, rest, case_sensitive))
+    });
+    BooleanArray::new(values, subject.logical_nulls())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,6 +487,49 @@ mod tests {
         assert!(!LikePattern::new("/users/%", true, None).matches(b"/Users/a"));
         assert!(like("mississippi", "%iss%ip_i"));
         assert!(!like("mississippi", "%iss%ipx%"));
+    }
+
+    /// The view shortcut must answer as the row-by-row match does: for
+    /// strings that fit in the view and those that do not, prefixes shorter
+    /// and longer than the view's four bytes, case folding on and off, and
+    /// NULLs.
+    #[test]
+    fn prefix_over_views_agrees_with_the_row_by_row_match() {
+        // '@' and '`' sit 0x20 from each other like a letter's two cases.
+        let alphabet = ['a', 'A', '/', 'U', 'u', 'é', '@', '`', 'z', 'Z'];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..2_000 {
+            let rows: Vec<Option<String>> = (0..next(40))
+                .map(|_| {
+                    (next(8) != 0).then(|| {
+                        (0..next(24))
+                            .map(|_| alphabet[next(alphabet.len())])
+                            .collect()
+                    })
+                })
+                .collect();
+            let literal: String = (0..next(16))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            let cs = next(2) == 0;
+            let pattern = LikePattern::new(&format!("{literal}%"), cs, None);
+            let Shape::Prefix(folded) = &pattern.shape else {
+                panic!("{literal}% is a prefix pattern");
+            };
+            let views = StringViewArray::from_iter(rows.iter().map(|r| r.as_deref()));
+            let expected = match_each(&(Arc::new(views.clone()) as ArrayRef), |_| Some(&pattern));
+            let got = prefix_over_views(&views, folded, cs);
+            assert_eq!(
+                got, expected,
+                "{rows:?} LIKE {literal:?}% (case sensitive: {cs})"
+            );
+        }
     }
 
     #[test]
