@@ -457,6 +457,16 @@ mod tests {
         }
     }
 
+    /// A seeded xorshift: each call gives a number below its argument.
+    fn below(mut state: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        }
+    }
+
     fn like(subject: &str, pattern: &str) -> bool {
         LikePattern::new(pattern, false, None).matches(subject.as_bytes())
     }
@@ -497,13 +507,7 @@ mod tests {
     fn prefix_over_views_agrees_with_the_row_by_row_match() {
         // '@' and '`' sit 0x20 from each other like a letter's two cases.
         let alphabet = ['a', 'A', '/', 'U', 'u', 'é', '@', '`', 'z', 'Z'];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = below(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2_000 {
             let rows: Vec<Option<String>> = (0..next(40))
                 .map(|_| {
@@ -537,13 +541,7 @@ mod tests {
         // A small alphabet so that wildcards, escapes, case and multi-byte
         // characters meet often.
         let alphabet = ['a', 'A', 'b', '%', '_', '!', 'é', 'É', '/'];
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut next = below(0x2545_f491_4f6c_dd1d);
         for _ in 0..200_000 {
             let pattern: Vec<char> = (0..next(7))
                 .map(|_| alphabet[next(alphabet.len())])
