@@ -52,6 +52,7 @@ use parquet::errors::ParquetError;
 use parquet::file::metadata::SortingColumn;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
+use sluice_schemas::RAW_BYTES_SUFFIX;
 
 use crate::layout::{PartitionKey, partition_dir};
 use crate::publish::{
@@ -567,14 +568,14 @@ fn delta_encoded_columns(schema: &Schema) -> impl Iterator<Item = (&str, Encodin
 }
 
 /// The text columns that carry the kernel's free text: those with a
-/// `<name>_bytes` raw-bytes sidecar (`path`, `filename`, `cmdline`, …).
+/// `<name>_bytes` raw-bytes sidecar ([`RAW_BYTES_SUFFIX`]) (`path`, `filename`, `cmdline`, …).
 /// Their statistics are not written (see the module doc); the sidecars keep
 /// theirs, whose null counts tell a reader which files hold non-UTF-8 text.
 fn unbounded_text_columns(schema: &Schema) -> impl Iterator<Item = &str> {
     schema.fields().iter().filter_map(move |field| {
         let name = field.name().as_str();
         let text = matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8);
-        let sidecar = format!("{name}_bytes");
+        let sidecar = format!("{name}{RAW_BYTES_SUFFIX}");
         (text && schema.field_with_name(&sidecar).is_ok()).then_some(name)
     })
 }
