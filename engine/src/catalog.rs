@@ -303,6 +303,19 @@ pub(crate) mod tests {
     /// Writes `rows` (pid, path, time) as a Parquet file of `es_process_events`
     /// at `dir/es_process_events/<relative>`, every other column NULL.
     pub(crate) fn write_process_events(dir: &Path, relative: &str, rows: &[(i64, &str, i64)]) {
+        let rows: Vec<_> = rows
+            .iter()
+            .map(|&(pid, path, time)| (pid, path, Some(time)))
+            .collect();
+        write_process_events_timed(dir, relative, &rows);
+    }
+
+    /// [`write_process_events`] with times that may be NULL.
+    pub(crate) fn write_process_events_timed(
+        dir: &Path,
+        relative: &str,
+        rows: &[(i64, &str, Option<i64>)],
+    ) {
         let def = sluice_schemas::table("es_process_events").expect("table");
         let schema = def.schema();
         let n = rows.len();
@@ -313,10 +326,10 @@ pub(crate) mod tests {
                 match f.name().as_str() {
                     "pid" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
                     "path" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-                    "time" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+                    "time" => Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2))),
                     "time_ns" => Arc::new(
-                        TimestampNanosecondArray::from_iter_values(
-                            rows.iter().map(|r| r.2 * 1_000_000_000),
+                        TimestampNanosecondArray::from_iter(
+                            rows.iter().map(|r| r.2.map(|t| t * 1_000_000_000)),
                         )
                         .with_timezone("UTC"),
                     ),
@@ -405,17 +418,17 @@ pub(crate) mod tests {
         let dir = root.path().join("a [b] c?");
         write_process_events(
             &dir,
-            "date=2024-01-01/hour=00/a.parquet",
+            "date=1970-01-01/hour=00/a.parquet",
             &[(1, "/bin/ls", 100), (2, "/bin/cat", 200)],
         );
         write_process_events(
             &dir,
-            "date=2024-01-01/hour=01/b.parquet",
+            "date=1970-01-01/hour=01/b.parquet",
             &[(3, "/bin/sh", 3700)],
         );
         write_process_events(
             &dir,
-            "date=2024-01-01/hour=02/c.parquet.tmp",
+            "date=1970-01-01/hour=02/c.parquet.tmp",
             &[(4, "/bin/zsh", 7300)],
         );
         let ctx = open_catalog(&dir).expect("catalog");
@@ -545,6 +558,115 @@ pub(crate) mod tests {
         // evaluated while decoding rather than by a FilterExec afterwards.
         assert!(plan.contains("pruning_predicate="), "{plan}");
         assert!(!plan.contains("FilterExec"), "{plan}");
+    }
+
+    #[tokio::test]
+    async fn exact_time_filters_are_skipped_only_on_covered_hours() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // 1970-01-01 hours 00..=03; the epoch's hour also holds NULL times.
+        let rows = |hour: i64| -> Vec<(i64, &str, Option<i64>)> {
+            [0, 1, 1_800, 3_599]
+                .iter()
+                .map(|offset| {
+                    (
+                        hour * 10_000 + offset,
+                        "/bin/ls",
+                        Some(hour * 3_600 + offset),
+                    )
+                })
+                .collect()
+        };
+        let mut epoch = rows(0);
+        epoch.push((99, "/bin/null", None));
+        write_process_events_timed(dir.path(), "date=1970-01-01/hour=00/a.parquet", &epoch);
+        for hour in 1..=3 {
+            write_process_events_timed(
+                dir.path(),
+                &format!("date=1970-01-01/hour={hour:02}/a.parquet"),
+                &rows(hour),
+            );
+        }
+        let ctx = open_catalog(dir.path()).expect("catalog");
+        let pids = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx
+                    .sql(&sql)
+                    .await
+                    .expect("plan")
+                    .collect()
+                    .await
+                    .expect("run");
+                let mut pids: Vec<i64> = batches
+                    .iter()
+                    .flat_map(|b| {
+                        let column = b
+                            .column(0)
+                            .as_any()
+                            .downcast_ref::<Int64Array>()
+                            .expect("pid");
+                        column.values().to_vec()
+                    })
+                    .collect();
+                pids.sort();
+                pids
+            }
+        };
+        // Whole hours 01 and 02, read without the filter; `time` is not
+        // even selected.
+        let whole = "time BETWEEN 3600 AND 10799";
+        assert_eq!(
+            pids(format!("SELECT pid FROM es_process_events WHERE {whole}")).await,
+            [
+                10_000, 10_001, 11_800, 13_599, 20_000, 20_001, 21_800, 23_599
+            ]
+        );
+        // Hour 01 only in part: filtered there, not in hour 02.
+        let part = "time >= 3601 AND time < 10800";
+        assert_eq!(
+            pids(format!(
+                "SELECT pid FROM es_process_events WHERE {part} AND path LIKE '/bin/%'"
+            ))
+            .await,
+            [10_001, 11_800, 13_599, 20_000, 20_001, 21_800, 23_599]
+        );
+        // Every hour from the epoch's: NULL times still never match.
+        let all = pids("SELECT pid FROM es_process_events WHERE time >= 0".into()).await;
+        assert_eq!(all.len(), 16);
+        assert!(!all.contains(&99));
+        // A limit still counts filtered rows.
+        assert_eq!(
+            pids(
+                "SELECT pid FROM es_process_events WHERE time > 3599 AND time < 3602 LIMIT 5"
+                    .into()
+            )
+            .await,
+            [10_000, 10_001]
+        );
+        // The plan: one scan without the time predicate (hour 02), one with
+        // it (hour 01; DataFusion moves the scan's own filter into it).
+        let plan = ctx
+            .sql(&format!("SELECT pid FROM es_process_events WHERE {part}"))
+            .await
+            .expect("plan")
+            .create_physical_plan()
+            .await
+            .expect("physical plan");
+        let plan = datafusion::physical_plan::displayable(plan.as_ref())
+            .indent(true)
+            .to_string();
+        let scans: Vec<&str> = plan
+            .lines()
+            .filter(|l| l.contains("DataSourceExec"))
+            .collect();
+        assert_eq!(scans.len(), 2, "{plan}");
+        let (covered, partial): (Vec<&str>, Vec<&str>) =
+            scans.iter().partition(|l| l.contains("hour=02"));
+        assert!(!covered[0].contains("predicate="), "{plan}");
+        assert!(
+            partial[0].contains("hour=01") && partial[0].contains("predicate="),
+            "{plan}"
+        );
     }
 
     #[test]
