@@ -316,6 +316,19 @@ pub(crate) mod tests {
         relative: &str,
         rows: &[(i64, &str, Option<i64>)],
     ) {
+        let batch = process_events_batch(rows);
+        let path = dir.join("es_process_events").join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        let file = std::fs::File::create(&path).expect("create");
+        let mut writer =
+            parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).expect("writer");
+        writer.write(&batch).expect("write");
+        writer.close().expect("close");
+    }
+
+    /// `rows` (pid, path, time) as a batch of `es_process_events`, every
+    /// other column NULL.
+    fn process_events_batch(rows: &[(i64, &str, Option<i64>)]) -> RecordBatch {
         let def = sluice_schemas::table("es_process_events").expect("table");
         let schema = def.schema();
         let n = rows.len();
@@ -337,13 +350,7 @@ pub(crate) mod tests {
                 }
             })
             .collect();
-        let batch = RecordBatch::try_new(schema.clone(), columns).expect("batch");
-        let path = dir.join("es_process_events").join(relative);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        let file = std::fs::File::create(&path).expect("create");
-        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema, None).expect("writer");
-        writer.write(&batch).expect("write");
-        writer.close().expect("close");
+        RecordBatch::try_new(schema, columns).expect("batch")
     }
 
     async fn count(ctx: &SessionContext, sql: &str) -> i64 {
@@ -667,6 +674,48 @@ pub(crate) mod tests {
             partial[0].contains("hour=01") && partial[0].contains("predicate="),
             "{plan}"
         );
+    }
+
+    #[tokio::test]
+    async fn exact_time_filters_are_applied_to_the_hot_tail() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (storage, _) =
+            sluice_sinks::Storage::open(dir.path(), sluice_sinks::StorageOptions::default())
+                .expect("storage");
+        let storage = Arc::new(storage);
+        storage
+            .append(
+                "es_process_events",
+                process_events_batch(&[
+                    (1, "/bin/ls", Some(3_600)),
+                    (2, "/bin/ls", Some(7_199)),
+                    (3, "/bin/ls", Some(7_200)),
+                    (4, "/bin/ls", None),
+                ]),
+            )
+            .expect("append");
+        let ctx = open_catalog_live(dir.path(), storage).expect("catalog");
+        for (window, expected) in [
+            ("time BETWEEN 3600 AND 7199", 2),
+            ("time >= 0", 3),
+            ("time > 7199", 1),
+        ] {
+            let sql = format!("SELECT count(*) FROM es_process_events WHERE {window}");
+            assert_eq!(count(&ctx, &sql).await, expected, "{window}");
+            // With `time` left out of the projection, and a limit.
+            let sql = format!("SELECT pid FROM es_process_events WHERE {window} LIMIT 5");
+            let rows: usize = ctx
+                .sql(&sql)
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run")
+                .iter()
+                .map(RecordBatch::num_rows)
+                .sum();
+            assert_eq!(rows as i64, expected, "{window}");
+        }
     }
 
     #[test]

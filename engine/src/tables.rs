@@ -539,13 +539,13 @@ impl TableProvider for EventTable {
         };
         if !partial.is_empty() {
             // With exact filters, `filtered` applies the limit after them.
-            let limit = if exact.is_some() {
+            let scan_limit = if exact.is_some() {
                 None
             } else {
                 unfiltered_limit
             };
             let files = self
-                .scan_files(state, &partial, wide.as_ref(), filters, limit)
+                .scan_files(state, &partial, wide.as_ref(), filters, scan_limit)
                 .await?;
             inputs.push(filtered(
                 state,
@@ -553,7 +553,7 @@ impl TableProvider for EventTable {
                 exact.as_ref(),
                 projection,
                 wide.as_ref(),
-                limit,
+                unfiltered_limit,
             )?);
         }
         if !hot.is_empty() {
@@ -569,7 +569,7 @@ impl TableProvider for EventTable {
                 exact.as_ref(),
                 projection,
                 wide.as_ref(),
-                limit,
+                unfiltered_limit,
             )?);
         }
         if inputs.is_empty() {
