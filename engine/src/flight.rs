@@ -99,8 +99,12 @@ pub async fn run(args: &ServeArgs) -> Result<(), ServeError> {
         token: load_token(args.token_file.as_deref())?,
     };
     let data_dir = args.data_dir.resolve();
-    let sessions: SessionFactory =
-        Arc::new(move || crate::catalog::open_catalog(&data_dir).map_err(QueryError::from));
+    // One catalog per request sees every file persisted since the last;
+    // the footers it parsed are kept for the next.
+    let caches = crate::catalog::FooterCaches::new();
+    let sessions: SessionFactory = Arc::new(move || {
+        crate::catalog::open_catalog_cached(&data_dir, &caches).map_err(QueryError::from)
+    });
     serve(
         config,
         sessions,

@@ -201,8 +201,10 @@ fn eslogger_spec(config: &Config) -> CommandSpec {
 /// row is queryable as soon as storage acknowledged it.
 fn sessions(data_dir: &Path, storage: &Arc<Storage>) -> SessionFactory {
     let (data_dir, storage) = (data_dir.to_path_buf(), storage.clone());
+    let caches = crate::catalog::FooterCaches::new();
     Arc::new(move || {
-        crate::catalog::open_catalog_live(&data_dir, storage.clone()).map_err(QueryError::from)
+        crate::catalog::open_catalog_live(&data_dir, storage.clone(), Some(&caches))
+            .map_err(QueryError::from)
     })
 }
 
