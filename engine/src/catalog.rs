@@ -152,14 +152,14 @@ pub fn open_catalog_cached(
 /// tail as well as its Parquet files, so a row can be queried as soon as
 /// it is appended, and is read exactly once (see [`crate::tables`]).
 ///
-/// `caches`, when given, carries parsed footers over from the catalogs
-/// opened before (see [`FooterCaches`]).
+/// `caches` carries parsed footers over from the catalogs opened before
+/// (see [`FooterCaches`]).
 pub fn open_catalog_live(
     data_dir: &Path,
     storage: Arc<sluice_sinks::Storage>,
-    caches: Option<&FooterCaches>,
+    caches: &FooterCaches,
 ) -> Result<SessionContext, CatalogError> {
-    open_catalog_inner(data_dir, Some(storage), caches)
+    open_catalog_inner(data_dir, Some(storage), Some(caches))
 }
 
 fn open_catalog_inner(
@@ -792,7 +792,7 @@ pub(crate) mod tests {
                 ]),
             )
             .expect("append");
-        let ctx = open_catalog_live(dir.path(), storage, None).expect("catalog");
+        let ctx = open_catalog_live(dir.path(), storage, &FooterCaches::new()).expect("catalog");
         for (window, expected) in [
             ("time BETWEEN 3600 AND 7199", 2),
             ("time >= 0", 3),

@@ -198,10 +198,7 @@ fn hour_span(key: PartitionKey) -> (i64, i64) {
 /// an hour partition the window covers.
 fn exact_window(filter: &Expr) -> Option<TimeWindow> {
     let seconds = |expr: &Expr| matches!(expr, Expr::Column(column) if column.name == TIME);
-    let whole = |expr: &Expr| match literal(expr) {
-        Some(Literal::Integer(value)) => Some(Literal::Integer(value)),
-        _ => None,
-    };
+    let whole = |expr: &Expr| literal(expr).filter(|l| matches!(l, Literal::Integer(_)));
     match filter {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let op = match op {
@@ -506,14 +503,17 @@ impl TableProvider for EventTable {
         };
         // The filters this scan promised to apply (see
         // `supports_filters_pushdown`), and the rest.
-        let (exact, inexact): (Vec<Expr>, Vec<Expr>) = filters
-            .iter()
-            .cloned()
-            .partition(|filter| exact_window(filter).is_some());
-        let exact_span = exact
-            .iter()
-            .filter_map(exact_window)
-            .fold(TimeWindow::ALL, TimeWindow::intersect);
+        let (mut exact, mut inexact) = (Vec::new(), Vec::new());
+        let mut exact_span = TimeWindow::ALL;
+        for filter in filters {
+            match exact_window(filter) {
+                Some(span) => {
+                    exact_span = exact_span.intersect(span);
+                    exact.push(filter.clone());
+                }
+                None => inexact.push(filter.clone()),
+            }
+        }
         let exact = conjunction(exact);
         // Files of an hour inside the window hold only rows that pass the
         // exact filters: they are read without them, which spares decoding
@@ -537,6 +537,14 @@ impl TableProvider for EventTable {
             Some(_) => with_time(&self.schema, projection),
             None => projection.cloned(),
         };
+        // `wide` is `projection` with at most `time` appended, so the
+        // columns asked for are the first ones of what it reads.
+        let cut_back: Option<Vec<usize>> = match (projection, &wide) {
+            (Some(asked), Some(wide)) if asked.len() < wide.len() => {
+                Some((0..asked.len()).collect())
+            }
+            _ => None,
+        };
         if !partial.is_empty() {
             // With exact filters, `filtered` applies the limit after them.
             let scan_limit = if exact.is_some() {
@@ -551,8 +559,7 @@ impl TableProvider for EventTable {
                 state,
                 files,
                 exact.as_ref(),
-                projection,
-                wide.as_ref(),
+                cut_back.clone(),
                 unfiltered_limit,
             )?);
         }
@@ -567,8 +574,7 @@ impl TableProvider for EventTable {
                 state,
                 memory,
                 exact.as_ref(),
-                projection,
-                wide.as_ref(),
+                cut_back,
                 unfiltered_limit,
             )?);
         }
@@ -620,15 +626,13 @@ fn with_time(schema: &SchemaRef, projection: Option<&Vec<usize>>) -> Option<Vec<
     Some(columns)
 }
 
-/// `input` (read with the `wide` projection) filtered by `exact` and cut
-/// back to `projection`: the scan's own application of the filters it
-/// reported as exact.
+/// `input` filtered by `exact` and cut back to the columns `cut_back`
+/// keeps: the scan's own application of the filters it reported as exact.
 fn filtered(
     state: &dyn Session,
     input: Arc<dyn ExecutionPlan>,
     exact: Option<&Expr>,
-    projection: Option<&Vec<usize>>,
-    wide: Option<&Vec<usize>>,
+    cut_back: Option<Vec<usize>>,
     limit: Option<usize>,
 ) -> Result<Arc<dyn ExecutionPlan>> {
     let Some(exact) = exact else {
@@ -636,14 +640,8 @@ fn filtered(
     };
     let schema = DFSchema::try_from(input.schema().as_ref().clone())?;
     let predicate = state.create_physical_expr(exact.clone(), &schema)?;
-    // `wide` is `projection` with at most `time` appended, so the columns
-    // asked for are the first ones of the input.
-    let back = match (projection, wide) {
-        (Some(asked), Some(wide)) if asked.len() < wide.len() => Some((0..asked.len()).collect()),
-        _ => None,
-    };
     let filter = FilterExecBuilder::new(predicate, input)
-        .apply_projection(back)?
+        .apply_projection(cut_back)?
         .with_fetch(limit)
         .build()?;
     Ok(Arc::new(filter))

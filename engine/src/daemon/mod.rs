@@ -203,7 +203,7 @@ fn sessions(data_dir: &Path, storage: &Arc<Storage>) -> SessionFactory {
     let (data_dir, storage) = (data_dir.to_path_buf(), storage.clone());
     let caches = crate::catalog::FooterCaches::new();
     Arc::new(move || {
-        crate::catalog::open_catalog_live(&data_dir, storage.clone(), Some(&caches))
+        crate::catalog::open_catalog_live(&data_dir, storage.clone(), &caches)
             .map_err(QueryError::from)
     })
 }
