@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::cache::TableScopedPath;
 use datafusion::execution::cache::cache_manager::{
     CacheManagerConfig, CachedFileMetadata, CachedFileMetadataEntry,
@@ -220,7 +221,12 @@ fn open_catalog_inner(
     )?;
     // Live tables of this host (processes, users, hash, …); see `host`.
     let ctx = crate::host::register(ctx).map_err(CatalogError::HostTables)?;
-    Ok(ctx)
+    // Group-bys on a text column assign groups by view, not by hashing the
+    // text of every row; see `group_by`.
+    let state = SessionStateBuilder::new_from_existing(ctx.state())
+        .with_physical_optimizer_rule(Arc::new(crate::group_by::ViewGroupBy))
+        .build();
+    Ok(SessionContext::new_with_state(state))
 }
 
 /// Like [`open_catalog`], but the event tables read the Parquet files under
