@@ -315,10 +315,12 @@ pub fn create_table_statement(def: &TableDef) -> String {
 fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new().with_information_schema(true);
     let options = config.options_mut();
-    // The persister writes page statistics and sorts rows by time, so
-    // evaluating filters while decoding (and cheapest filter first) skips most
-    // pages of a narrow time range instead of decoding them and filtering later.
-    options.execution.parquet.pushdown_filters = true;
+    // The persister writes page statistics and sorts rows by time, so the
+    // page index skips most pages of a narrow time range. Whether filters are
+    // also evaluated while decoding (cheapest first) is decided per scan, by
+    // the event table (`tables::decodes_beyond_filters`); this is off so that
+    // the scan's choice is the one that holds.
+    options.execution.parquet.pushdown_filters = false;
     options.execution.parquet.reorder_filters = true;
     options.execution.parquet.enable_page_index = true;
     options.execution.parquet.pruning = true;
