@@ -14,9 +14,10 @@
 //! [`ViewGroupBy`], a physical optimizer rule, replaces each eligible
 //! partial `AggregateExec` by a [`ViewGroupedAggregateExec`]. It runs the
 //! same `GroupsAccumulator`s over the same input, and assigns group ids with
-//! [`ViewGroupValues`]: a map from the 16-byte view to the group id, in front
-//! of DataFusion's own string table, which is asked only about views it has
-//! not seen. A long string's view names a buffer and an offset, so it only
+//! [`ViewGroupValues`]: a map from each row's 16-byte views (and the values
+//! of any primitive group columns beside them, `GROUP BY path, uid`) to the
+//! group id, in front of DataFusion's own group table, which is asked only
+//! about keys the map has not seen. A long string's view names a buffer and an offset, so it only
 //! means the same text while the batch's buffers are the same ones: the map
 //! of long views holds those buffers (so that their memory cannot be reused
 //! under it) and is emptied when a batch comes with other buffers. A short
@@ -24,20 +25,21 @@
 //!
 //! The output is exactly the partial aggregate's: the group values then each
 //! accumulator's state, in the same schema, for DataFusion's final aggregate
-//! to merge. Only the plain case is taken: one group column of type
-//! `Utf8View`, no grouping sets, no `DISTINCT` or `ORDER BY` inside an
-//! aggregate, no limit pushed into the aggregate, unordered input. Anything
-//! else keeps DataFusion's operator.
+//! to merge. Only the plain case is taken: one to four group columns, each
+//! `Utf8View` or a primitive of at most 16 bytes, at least one of them
+//! `Utf8View` ([`keyable`]); no grouping sets, no `DISTINCT` or `ORDER BY`
+//! inside an aggregate, no limit pushed into the aggregate, unordered input.
+//! Anything else keeps DataFusion's operator.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::buffer::Buffer;
 use arrow::compute::take;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
@@ -76,7 +78,7 @@ impl PhysicalOptimizerRule for ViewGroupBy {
         _config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         plan.transform_up(|node| match node.downcast_ref::<AggregateExec>() {
-            Some(aggregate) if groups_by_one_view(aggregate) => {
+            Some(aggregate) if groups_by_views(aggregate) => {
                 Ok(Transformed::yes(Arc::new(ViewGroupedAggregateExec {
                     aggregate: aggregate.clone(),
                     metrics: Default::default(),
@@ -96,18 +98,20 @@ impl PhysicalOptimizerRule for ViewGroupBy {
     }
 }
 
-/// Whether `aggregate` is the plain partial aggregate this module runs: one
-/// `Utf8View` group column and accumulators that take group ids.
-fn groups_by_one_view(aggregate: &AggregateExec) -> bool {
+/// Whether `aggregate` is the plain partial aggregate this module runs:
+/// group columns that [`keyable`] takes, and accumulators that take group
+/// ids.
+fn groups_by_views(aggregate: &AggregateExec) -> bool {
     let group_by = aggregate.group_expr();
-    let one_view_column = group_by.is_single()
-        && group_by.expr().len() == 1
+    let input = aggregate.input_schema();
+    let types: Option<Vec<DataType>> = group_by
+        .expr()
+        .iter()
+        .map(|(expr, _)| expr.data_type(&input).ok())
+        .collect();
+    group_by.is_single()
         && group_by.null_expr().is_empty()
-        && group_by.expr()[0]
-            .0
-            .data_type(&aggregate.input_schema())
-            .is_ok_and(|t| t == DataType::Utf8View);
-    one_view_column
+        && types.is_some_and(|types| keyable(&types))
         && *aggregate.mode() == AggregateMode::Partial
         && aggregate.limit_options().is_none()
         && aggregate.dynamic_expressions_produced().is_empty()
@@ -117,7 +121,8 @@ fn groups_by_one_view(aggregate: &AggregateExec) -> bool {
         })
 }
 
-/// A partial aggregate grouped by one `Utf8View` column, with group ids from
+/// A partial aggregate grouped by `Utf8View` columns (and perhaps
+/// primitive ones), with group ids from
 /// [`ViewGroupValues`]; it wraps the `AggregateExec` it stands for, whose
 /// schema, properties and expressions it keeps.
 #[derive(Debug)]
@@ -195,11 +200,14 @@ impl ExecutionPlan for ViewGroupedAggregateExec {
         let aggregate = &self.aggregate;
         let input = aggregate.input().execute(partition, Arc::clone(&context))?;
         let group_by = aggregate.group_expr();
-        let group_schema = Arc::new(Schema::new(vec![Field::new(
-            "group",
-            DataType::Utf8View,
-            true,
-        )]));
+        // The group columns as the partial aggregate's output has them.
+        let group_schema = group_by.group_schema(&aggregate.input_schema())?;
+        let group_types: Vec<DataType> = group_schema
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let strings = new_group_values(group_schema, &GroupOrdering::None)?;
         let accumulators = aggregate
             .aggr_expr()
             .iter()
@@ -207,14 +215,14 @@ impl ExecutionPlan for ViewGroupedAggregateExec {
             .collect::<Result<Vec<_>>>()?;
         let state = Grouping {
             input,
-            group_expr: Arc::clone(&group_by.expr()[0].0),
+            group_exprs: group_by.expr().iter().map(|(e, _)| Arc::clone(e)).collect(),
             arguments: aggregate
                 .aggr_expr()
                 .iter()
                 .map(|a| a.expressions())
                 .collect(),
             filters: aggregate.filter_expr().to_vec(),
-            groups: ViewGroupValues::new(new_group_values(group_schema, &GroupOrdering::None)?),
+            groups: view_group_values(&group_types, strings)?,
             accumulators,
             group_ids: Vec::new(),
             schema: aggregate.schema(),
@@ -245,12 +253,12 @@ impl ExecutionPlan for ViewGroupedAggregateExec {
 /// One partition's running aggregation.
 struct Grouping {
     input: SendableRecordBatchStream,
-    group_expr: Arc<dyn PhysicalExpr>,
+    group_exprs: Vec<Arc<dyn PhysicalExpr>>,
     /// Each accumulator's argument expressions.
     arguments: Vec<Vec<Arc<dyn PhysicalExpr>>>,
     /// Each accumulator's `FILTER (WHERE …)`, if it has one.
     filters: Vec<Option<Arc<dyn PhysicalExpr>>>,
-    groups: ViewGroupValues,
+    groups: Box<dyn GroupValues>,
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
     /// The current batch's group id per row (kept to reuse its allocation).
     group_ids: Vec<usize>,
@@ -306,8 +314,12 @@ impl Grouping {
 
     fn aggregate(&mut self, batch: &RecordBatch) -> Result<()> {
         let rows = batch.num_rows();
-        let groups = self.group_expr.evaluate(batch)?.into_array(rows)?;
-        self.groups.intern(&[groups], &mut self.group_ids)?;
+        let groups = self
+            .group_exprs
+            .iter()
+            .map(|e| e.evaluate(batch)?.into_array(rows))
+            .collect::<Result<Vec<_>>>()?;
+        self.groups.intern(&groups, &mut self.group_ids)?;
         let total_groups = self.groups.len();
         for ((accumulator, arguments), filter) in self
             .accumulators
@@ -351,124 +363,281 @@ impl Grouping {
     }
 }
 
-/// Group ids for one `Utf8View` column: a map from each row's 16-byte view
-/// to its group, in front of DataFusion's own table for the text (see the
-/// module doc for when a view can stand for its text).
-pub struct ViewGroupValues {
-    /// DataFusion's table of distinct strings; it numbers the groups and
-    /// emits their values.
+/// The most group columns [`ViewGroupValues`] takes; more keep DataFusion's
+/// own table.
+pub const MAX_KEY_COLUMNS: usize = 4;
+
+/// How one group column enters a row's [`Key`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyColumn {
+    /// A `Utf8View` column: its 16-byte view.
+    View,
+    /// A fixed-width primitive column of this many bytes (at most 16): its
+    /// value's bytes.
+    Fixed(usize),
+}
+
+impl KeyColumn {
+    fn of(data_type: &DataType) -> Option<KeyColumn> {
+        match data_type {
+            DataType::Utf8View => Some(KeyColumn::View),
+            t if t.is_primitive() => t
+                .primitive_width()
+                .filter(|w| *w <= 16)
+                .map(KeyColumn::Fixed),
+            _ => None,
+        }
+    }
+}
+
+/// Whether group columns of these types can be keyed by view: at most
+/// [`MAX_KEY_COLUMNS`], each `Utf8View` or a primitive of at most 16 bytes,
+/// and at least one `Utf8View` (without one DataFusion's tables are as
+/// cheap).
+pub fn keyable(types: &[DataType]) -> bool {
+    (1..=MAX_KEY_COLUMNS).contains(&types.len())
+        && types.iter().all(|t| KeyColumn::of(t).is_some())
+        && types.contains(&DataType::Utf8View)
+}
+
+/// A row's `N` group columns as bits: each view or value, which are NULL,
+/// and whether a long view is among them. Equal keys are equal groups as
+/// long as the long views in them point into the same buffers (see
+/// [`ViewGroupValues`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key<const N: usize> {
+    parts: [u128; N],
+    /// Bit `i`: column `i` is NULL; [`LONG`]: a view is of a long string.
+    flags: u8,
+}
+
+/// The flag of a [`Key`] holding a view of a string longer than 12 bytes,
+/// which names a buffer and an offset rather than the text.
+const LONG: u8 = 0x80;
+
+impl<const N: usize> Default for Key<N> {
+    fn default() -> Self {
+        Key {
+            parts: [0; N],
+            flags: 0,
+        }
+    }
+}
+
+impl<const N: usize> Hash for Key<N> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The flags are left out: they only tell a NULL from a zero, and
+        // equality still compares them.
+        for part in self.parts {
+            state.write_u128(part);
+        }
+    }
+}
+
+/// [`ViewGroupValues`] for group columns of `types` (see [`keyable`]), with
+/// `strings` (DataFusion's table for those columns) behind its maps.
+pub fn view_group_values(
+    types: &[DataType],
     strings: Box<dyn GroupValues>,
-    /// Views of strings of at most 12 bytes, whose text is the view itself.
-    short: ViewMap,
-    /// Views of longer strings, valid only over `held`.
-    long: ViewMap,
-    /// The data buffers the views in `long` point into; held so that they
-    /// stay allocated (and so unchanged) while `long` names them.
-    held: Vec<Buffer>,
-    /// The group of NULL, once there is one.
-    null_group: Option<usize>,
-    /// Rows seen, and distinct views per batch that the maps did not know,
+) -> Result<Box<dyn GroupValues>> {
+    Ok(match types.len() {
+        1 => Box::new(ViewGroupValues::<1>::new(types, strings)?),
+        2 => Box::new(ViewGroupValues::<2>::new(types, strings)?),
+        3 => Box::new(ViewGroupValues::<3>::new(types, strings)?),
+        _ => Box::new(ViewGroupValues::<MAX_KEY_COLUMNS>::new(types, strings)?),
+    })
+}
+
+/// Group ids for `N` (at most [`MAX_KEY_COLUMNS`]) group columns, at least one of
+/// them `Utf8View`: a map from each row's views and values ([`Key`]) to its
+/// group, in front of DataFusion's own table, which is asked only about
+/// keys the map has not seen (see the module doc for when a view can stand
+/// for its text).
+pub struct ViewGroupValues<const N: usize> {
+    /// How each group column enters the key.
+    columns: Vec<KeyColumn>,
+    /// DataFusion's table of distinct groups; it numbers them and emits
+    /// their values.
+    strings: Box<dyn GroupValues>,
+    /// Keys whose views are all short (inlined: the text is the view).
+    short: KeyMap<N>,
+    /// Keys with a long view, valid only over `held`.
+    long: KeyMap<N>,
+    /// Per group column, the data buffers the long views in `long` point
+    /// into; held so that they stay allocated (and so unchanged) while
+    /// `long` names them.
+    held: Vec<Vec<Buffer>>,
+    /// Rows seen, and distinct keys per batch that the maps did not know,
     /// over the probation.
     rows: usize,
     misses: usize,
     /// Set when the maps missed too often to pay for themselves.
     bypass: bool,
-    /// Reused per batch: the first row of each view the maps did not know,
-    /// their groups, each such view's index in `missed_rows`, and every row
-    /// whose group waits on `missed_groups`.
+    /// Reused per batch: each row's key, the first row of each key the maps
+    /// did not know, their groups, each such key's index in `missed_rows`,
+    /// and every row whose group waits on `missed_groups`.
+    keys: Vec<Key<N>>,
     missed_rows: Vec<u32>,
     missed_groups: Vec<usize>,
-    pending: ViewMap,
+    pending: KeyMap<N>,
     unresolved: Vec<u32>,
 }
 
-type ViewMap = HashMap<u128, usize, BuildHasherDefault<ViewHasher>>;
+type KeyMap<const N: usize> = HashMap<Key<N>, usize, BuildHasherDefault<ViewHasher>>;
 
-impl ViewGroupValues {
-    /// Group ids for a `Utf8View` column, with `strings` (DataFusion's
-    /// table for that column) behind the view maps.
-    pub fn new(strings: Box<dyn GroupValues>) -> Self {
-        ViewGroupValues {
+impl<const N: usize> ViewGroupValues<N> {
+    /// Group ids for group columns of `types` (see [`keyable`]), with
+    /// `strings` (DataFusion's table for those columns) behind the maps.
+    pub fn new(types: &[DataType], strings: Box<dyn GroupValues>) -> Result<Self> {
+        if !keyable(types) || types.len() != N {
+            return Err(DataFusionError::Internal(format!(
+                "ViewGroupValues cannot key group columns of types {types:?}"
+            )));
+        }
+        Ok(ViewGroupValues {
+            columns: types.iter().filter_map(KeyColumn::of).collect(),
             strings,
-            short: ViewMap::default(),
-            long: ViewMap::default(),
-            held: Vec::new(),
-            null_group: None,
+            short: KeyMap::default(),
+            long: KeyMap::default(),
+            held: vec![Vec::new(); types.len()],
             rows: 0,
             misses: 0,
             bypass: false,
+            keys: Vec::new(),
             missed_rows: Vec::new(),
             missed_groups: Vec::new(),
-            pending: ViewMap::default(),
+            pending: KeyMap::default(),
             unresolved: Vec::new(),
+        })
+    }
+
+    fn forget_keys(&mut self) {
+        self.short.clear();
+        self.long.clear();
+        for held in &mut self.held {
+            held.clear();
         }
     }
 
-    fn forget_views(&mut self) {
-        self.short.clear();
-        self.long.clear();
-        self.held.clear();
-        self.null_group = None;
+    /// Fills `self.keys` with each row's key, and returns whether any
+    /// column's data buffers differ from those `long` was built over.
+    fn make_keys(&mut self, cols: &[ArrayRef]) -> Result<bool> {
+        let rows = cols.first().map_or(0, |c| c.len());
+        self.keys.clear();
+        self.keys.resize(rows, Key::default());
+        let mut new_buffers = false;
+        for (index, ((column, kind), held)) in cols
+            .iter()
+            .zip(&self.columns)
+            .zip(&mut self.held)
+            .enumerate()
+        {
+            if column.len() != rows {
+                return Err(DataFusionError::Internal(
+                    "group columns of different lengths".into(),
+                ));
+            }
+            let bit = 1u8 << index;
+            let nulls = column.logical_nulls();
+            match kind {
+                KeyColumn::View => {
+                    let Some(array) = column.as_string_view_opt() else {
+                        return Err(DataFusionError::Internal(format!(
+                            "group column {index} is {}, keyed as Utf8View",
+                            column.data_type()
+                        )));
+                    };
+                    let buffers = array.data_buffers();
+                    let same = buffers.len() == held.len()
+                        && buffers.iter().zip(held.iter()).all(|(a, b)| a.ptr_eq(b));
+                    if !same {
+                        new_buffers = true;
+                        held.clear();
+                        held.extend_from_slice(buffers);
+                    }
+                    for (key, &view) in self.keys.iter_mut().zip(array.views()) {
+                        key.parts[index] = view;
+                        // The length is the view's low 32 bits. A NULL's
+                        // view may be long too: its key then waits in `long`,
+                        // which is only emptied more often, never wrong.
+                        if (view as u32) > 12 {
+                            key.flags |= LONG;
+                        }
+                    }
+                }
+                KeyColumn::Fixed(width) => {
+                    let data = column.to_data();
+                    let values = data.buffers().first().map(|b| b.as_slice()).unwrap_or(&[]);
+                    let start = data.offset() * width;
+                    let Some(values) = values.get(start..start + rows * width) else {
+                        return Err(DataFusionError::Internal(format!(
+                            "group column {index} is shorter than its length"
+                        )));
+                    };
+                    for (key, value) in self.keys.iter_mut().zip(values.chunks_exact(*width)) {
+                        let mut bytes = [0u8; 16];
+                        bytes[..*width].copy_from_slice(value);
+                        key.parts[index] = u128::from_le_bytes(bytes);
+                    }
+                }
+            }
+            if let Some(nulls) = nulls.filter(|n| n.null_count() > 0) {
+                for row in nulls
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, valid)| !valid)
+                    .map(|(r, _)| r)
+                {
+                    let key = &mut self.keys[row];
+                    // A NULL's slot may hold anything: only the flag counts.
+                    key.parts[index] = 0;
+                    key.flags |= bit;
+                }
+            }
+        }
+        Ok(new_buffers)
     }
 }
 
-impl GroupValues for ViewGroupValues {
+impl<const N: usize> GroupValues for ViewGroupValues<N> {
     fn intern(&mut self, cols: &[ArrayRef], groups: &mut Vec<usize>) -> Result<()> {
         if self.bypass {
             return self.strings.intern(cols, groups);
         }
-        let [column] = cols else {
+        if cols.len() != self.columns.len() {
             return Err(DataFusionError::Internal(format!(
-                "ViewGroupValues groups by one column, got {}",
+                "ViewGroupValues keys {} columns, got {}",
+                self.columns.len(),
                 cols.len()
             )));
-        };
-        let Some(array) = column.as_string_view_opt() else {
-            return Err(DataFusionError::Internal(format!(
-                "ViewGroupValues groups Utf8View, got {}",
-                column.data_type()
-            )));
-        };
-        let buffers = array.data_buffers();
-        let same_buffers = buffers.len() == self.held.len()
-            && buffers.iter().zip(&self.held).all(|(a, b)| a.ptr_eq(b));
-        if !same_buffers {
+        }
+        if self.make_keys(cols)? {
             self.long.clear();
-            self.held.clear();
-            self.held.extend_from_slice(buffers);
         }
 
-        let views = array.views();
+        let keys = std::mem::take(&mut self.keys);
         groups.clear();
-        groups.resize(views.len(), 0);
-        // A view the maps do not know is asked about once per batch: its
+        groups.resize(keys.len(), 0);
+        // A key the maps do not know is asked about once per batch: its
         // first row goes to `missed_rows`, and every row with it (the first
         // included) to `unresolved`, holding the index of that first row in
         // `missed_rows` until DataFusion's table has numbered it.
         self.missed_rows.clear();
         self.unresolved.clear();
         self.pending.clear();
-        let mut pending_null = None;
-        let nulls = array.nulls();
-        for (row, (&view, group)) in views.iter().zip(groups.iter_mut()).enumerate() {
-            let is_null = nulls.is_some_and(|n| n.is_null(row));
-            let known = if is_null {
-                self.null_group
-            } else if (view as u32) <= 12 {
-                self.short.get(&view).copied()
+        for (row, (key, group)) in keys.iter().zip(groups.iter_mut()).enumerate() {
+            let map = if key.flags & LONG == 0 {
+                &self.short
             } else {
-                self.long.get(&view).copied()
+                &self.long
             };
-            if let Some(g) = known {
+            let known = map.get(key);
+            if let Some(&g) = known {
                 *group = g;
                 continue;
             }
             let next = self.missed_rows.len();
-            let first = if is_null {
-                *pending_null.get_or_insert(next)
-            } else {
-                *self.pending.entry(view).or_insert(next)
-            };
+            let first = *self.pending.entry(*key).or_insert(next);
             if first == next {
                 self.missed_rows.push(row as u32);
             }
@@ -478,17 +647,17 @@ impl GroupValues for ViewGroupValues {
 
         if !self.missed_rows.is_empty() {
             let rows = UInt32Array::from_iter_values(self.missed_rows.iter().copied());
-            let missed = take(array, &rows, None)?;
-            self.strings.intern(&[missed], &mut self.missed_groups)?;
+            let missed = cols
+                .iter()
+                .map(|column| take(column, &rows, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.strings.intern(&missed, &mut self.missed_groups)?;
             for (&row, &group) in self.missed_rows.iter().zip(&self.missed_groups) {
-                let row = row as usize;
-                let view = views[row];
-                if nulls.is_some_and(|n| n.is_null(row)) {
-                    self.null_group = Some(group);
-                } else if (view as u32) <= 12 {
-                    self.short.insert(view, group);
+                let key = keys[row as usize];
+                if key.flags & LONG == 0 {
+                    self.short.insert(key, group);
                 } else {
-                    self.long.insert(view, group);
+                    self.long.insert(key, group);
                 }
             }
             for &row in &self.unresolved {
@@ -498,20 +667,22 @@ impl GroupValues for ViewGroupValues {
             self.misses += rows.len();
         }
 
-        self.rows += views.len();
+        self.rows += keys.len();
+        self.keys = keys;
         if self.rows >= PROBATION_ROWS && self.misses * 2 > self.rows {
             // Most rows are new groups (or their views never repeat): the
             // maps only double the work. DataFusion's table has every group.
             self.bypass = true;
-            self.forget_views();
+            self.forget_keys();
         }
         Ok(())
     }
 
     fn size(&self) -> usize {
-        let entry = size_of::<(u128, usize)>() + 1;
+        let entry = size_of::<(Key<N>, usize)>() + 1;
         self.strings.size()
             + (self.short.capacity() + self.long.capacity() + self.pending.capacity()) * entry
+            + self.keys.capacity() * size_of::<Key<N>>()
             + ((self.missed_rows.capacity() + self.unresolved.capacity()) * size_of::<u32>())
             + (self.missed_groups.capacity() * size_of::<usize>())
     }
@@ -526,19 +697,21 @@ impl GroupValues for ViewGroupValues {
 
     fn emit(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         // Emitting renumbers the groups that remain.
-        self.forget_views();
+        self.forget_keys();
         self.strings.emit(emit_to)
     }
 
     fn clear_shrink(&mut self, num_rows: usize) {
-        self.forget_views();
+        self.forget_keys();
         self.pending.clear();
+        self.keys.clear();
         self.missed_rows.clear();
         self.missed_groups.clear();
         self.unresolved.clear();
         self.short.shrink_to_fit();
         self.long.shrink_to_fit();
         self.pending.shrink_to_fit();
+        self.keys.shrink_to(num_rows);
         self.missed_rows.shrink_to(num_rows);
         self.missed_groups.shrink_to(num_rows);
         self.unresolved.shrink_to(num_rows);
@@ -589,6 +762,8 @@ mod tests {
     use datafusion::physical_plan::displayable;
     use datafusion::prelude::{SessionConfig, SessionContext};
 
+    use arrow::datatypes::{Field, Schema};
+
     use super::*;
 
     /// A small deterministic generator, so that failures repeat.
@@ -629,12 +804,28 @@ mod tests {
         new_group_values(schema, &GroupOrdering::None).unwrap()
     }
 
+    /// Records that the row with `value` got group `id`: equal values must
+    /// share a group and different values must not (DataFusion numbers a
+    /// batch's new groups in its own order, not the rows').
+    fn same_group<V: std::fmt::Debug + Eq + std::hash::Hash + Clone>(
+        ids_of: &mut HashMap<V, usize>,
+        values_of: &mut HashMap<usize, V>,
+        value: V,
+        id: usize,
+    ) {
+        let known = *ids_of.entry(value.clone()).or_insert(id);
+        assert_eq!(known, id, "{value:?}");
+        let holder = values_of.entry(id).or_insert_with(|| value.clone());
+        assert_eq!(*holder, value, "group {id}");
+    }
+
     /// Interns `arrays` in turn and checks every row's group against the
-    /// text: equal texts share a group, new texts get the next id, and the
-    /// emitted values are the texts.
+    /// text: equal texts share a group, other texts do not, and the emitted
+    /// values are the texts.
     fn check_groups(arrays: &[StringViewArray]) {
-        let mut groups = ViewGroupValues::new(strings_table());
+        let mut groups = ViewGroupValues::<1>::new(&[DataType::Utf8View], strings_table()).unwrap();
         let mut expected: HashMap<Option<String>, usize> = HashMap::new();
+        let mut values = HashMap::new();
         let mut ids = Vec::new();
         for array in arrays {
             let column: ArrayRef = Arc::new(array.clone());
@@ -642,9 +833,7 @@ mod tests {
             assert_eq!(ids.len(), array.len());
             for (row, &id) in ids.iter().enumerate() {
                 let text = array.is_valid(row).then(|| array.value(row).to_string());
-                let next = expected.len();
-                let want = *expected.entry(text.clone()).or_insert(next);
-                assert_eq!(id, want, "row {row} ({text:?})");
+                same_group(&mut expected, &mut values, text, id);
             }
             assert_eq!(groups.len(), expected.len());
         }
@@ -677,6 +866,65 @@ mod tests {
     }
 
     #[test]
+    fn several_columns_group_like_their_values() {
+        let mut rng = Lcg(5);
+        let texts = pool(12);
+        let types = [DataType::Int32, DataType::Utf8View, DataType::Utf8View];
+        let mut groups = ViewGroupValues::<3>::new(&types, {
+            let fields: Vec<Field> = types
+                .iter()
+                .enumerate()
+                .map(|(i, t)| Field::new(format!("c{i}"), t.clone(), true))
+                .collect();
+            new_group_values(Arc::new(Schema::new(fields)), &GroupOrdering::None).unwrap()
+        })
+        .unwrap();
+        type Row = (Option<i32>, Option<String>, Option<String>);
+        let mut expected: HashMap<Row, usize> = HashMap::new();
+        let mut values = HashMap::new();
+        let mut ids = Vec::new();
+        let first = column(&mut rng, &texts, 6_000);
+        for batch in 0..6 {
+            // One text column keeps its buffers (slices), the other is new
+            // each time; the numbers repeat, with NULLs.
+            let numbers: arrow::array::Int32Array = (0..1_000)
+                .map(|_| Some(rng.below(4) as i32).filter(|n| *n != 3))
+                .collect();
+            let kept = first.slice(batch * 1_000, 1_000);
+            let fresh = column(&mut rng, &texts, 1_000);
+            let cols: Vec<ArrayRef> = vec![
+                Arc::new(numbers.clone()),
+                Arc::new(kept.clone()),
+                Arc::new(fresh.clone()),
+            ];
+            groups.intern(&cols, &mut ids).unwrap();
+            for (row, &id) in ids.iter().enumerate() {
+                let text = |a: &StringViewArray| a.is_valid(row).then(|| a.value(row).to_string());
+                let value = (
+                    numbers.is_valid(row).then(|| numbers.value(row)),
+                    text(&kept),
+                    text(&fresh),
+                );
+                same_group(&mut expected, &mut values, value, id);
+            }
+        }
+        let emitted = groups.emit(EmitTo::All).unwrap();
+        let numbers = emitted[0].as_primitive::<arrow::datatypes::Int32Type>();
+        let (kept, fresh) = (emitted[1].as_string_view(), emitted[2].as_string_view());
+        for ((n, k, f), id) in expected {
+            let text = |a: &StringViewArray| a.is_valid(id).then(|| a.value(id).to_string());
+            assert_eq!(
+                (
+                    numbers.is_valid(id).then(|| numbers.value(id)),
+                    text(kept),
+                    text(fresh)
+                ),
+                (n, k, f)
+            );
+        }
+    }
+
+    #[test]
     fn equal_views_over_other_buffers_are_other_groups() {
         // Same length, same 4-byte prefix, buffer 0 at offset 0: the views
         // are bit-identical, the texts are not.
@@ -692,7 +940,7 @@ mod tests {
         let mut rng = Lcg(11);
         let arrays: Vec<StringViewArray> =
             (0..10).map(|_| column(&mut rng, &texts, 8_192)).collect();
-        let mut groups = ViewGroupValues::new(strings_table());
+        let mut groups = ViewGroupValues::<1>::new(&[DataType::Utf8View], strings_table()).unwrap();
         let mut ids = Vec::new();
         for array in &arrays {
             groups
@@ -791,6 +1039,14 @@ mod tests {
             ),
             (
                 "SELECT s, x, count(*) FROM t GROUP BY s, x ORDER BY s, x LIMIT 50",
+                true,
+            ),
+            (
+                "SELECT x % 3 AS r, s, sum(x) FROM t GROUP BY x % 3, s, s ORDER BY 1, 2",
+                true,
+            ),
+            (
+                "SELECT s, x > 500 AS big, count(*) FROM t GROUP BY s, x > 500 ORDER BY 1, 2",
                 false,
             ),
             ("SELECT x, count(*) FROM t GROUP BY x ORDER BY x", false),
