@@ -26,7 +26,7 @@
 //! The output is exactly the partial aggregate's: the group values then each
 //! accumulator's state, in the same schema, for DataFusion's final aggregate
 //! to merge. Only the plain case is taken: one to four group columns, each
-//! `Utf8View` or a primitive of at most 16 bytes, at least one of them
+//! `Utf8View` or a primitive of at most 8 bytes, at least one of them
 //! `Utf8View` ([`keyable`]); no grouping sets, no `DISTINCT` or `ORDER BY`
 //! inside an aggregate, no limit pushed into the aggregate, unordered input.
 //! Anything else keeps DataFusion's operator.
@@ -372,7 +372,7 @@ pub const MAX_KEY_COLUMNS: usize = 4;
 enum KeyColumn {
     /// A `Utf8View` column: its 16-byte view.
     View,
-    /// A fixed-width primitive column of this many bytes (at most 16): its
+    /// A fixed-width primitive column of this many bytes (at most 8): its
     /// value's bytes.
     Fixed(usize),
 }
@@ -383,7 +383,7 @@ impl KeyColumn {
             DataType::Utf8View => Some(KeyColumn::View),
             t if t.is_primitive() => t
                 .primitive_width()
-                .filter(|w| *w <= 16)
+                .filter(|w| *w <= 8)
                 .map(KeyColumn::Fixed),
             _ => None,
         }
@@ -391,7 +391,7 @@ impl KeyColumn {
 }
 
 /// Whether group columns of these types can be keyed by view: at most
-/// [`MAX_KEY_COLUMNS`], each `Utf8View` or a primitive of at most 16 bytes,
+/// [`MAX_KEY_COLUMNS`], each `Utf8View` or a primitive of at most 8 bytes,
 /// and at least one `Utf8View` (without one DataFusion's tables are as
 /// cheap).
 pub fn keyable(types: &[DataType]) -> bool {
@@ -400,34 +400,27 @@ pub fn keyable(types: &[DataType]) -> bool {
         && types.contains(&DataType::Utf8View)
 }
 
-/// A row's `N` group columns as bits: each view or value, which are NULL,
-/// and whether a long view is among them. Equal keys are equal groups as
-/// long as the long views in them point into the same buffers (see
-/// [`ViewGroupValues`]).
+/// A row's `N` group columns as bits: each view or value, or
+/// [`NULL_PART`]. Equal keys are equal groups as long as the long views in
+/// them point into the same buffers (see [`ViewGroupValues`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key<const N: usize> {
     parts: [u128; N],
-    /// Bit `i`: column `i` is NULL; [`LONG`]: a view is of a long string.
-    flags: u8,
 }
 
-/// The flag of a [`Key`] holding a view of a string longer than 12 bytes,
-/// which names a buffer and an offset rather than the text.
-const LONG: u8 = 0x80;
+/// A NULL's part of a [`Key`]. No value is all ones: a primitive of at most
+/// 8 bytes leaves the upper 64 bits zero, and a view of all ones would be a
+/// string of 4 GiB in the 4-billionth buffer.
+const NULL_PART: u128 = u128::MAX;
 
 impl<const N: usize> Default for Key<N> {
     fn default() -> Self {
-        Key {
-            parts: [0; N],
-            flags: 0,
-        }
+        Key { parts: [0; N] }
     }
 }
 
 impl<const N: usize> Hash for Key<N> {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        // The flags are left out: they only tell a NULL from a zero, and
-        // equality still compares them.
         for part in self.parts {
             state.write_u128(part);
         }
@@ -456,10 +449,13 @@ pub fn view_group_values(
 pub struct ViewGroupValues<const N: usize> {
     /// How each group column enters the key.
     columns: Vec<KeyColumn>,
+    /// Which group columns are views (`columns`, as an array of `N`).
+    is_view: [bool; N],
     /// DataFusion's table of distinct groups; it numbers them and emits
     /// their values.
     strings: Box<dyn GroupValues>,
-    /// Keys whose views are all short (inlined: the text is the view).
+    /// Keys whose views are all short (inlined: the text is the view) or
+    /// NULL.
     short: KeyMap<N>,
     /// Keys with a long view, valid only over `held`.
     long: KeyMap<N>,
@@ -496,6 +492,7 @@ impl<const N: usize> ViewGroupValues<N> {
         }
         Ok(ViewGroupValues {
             columns: types.iter().filter_map(KeyColumn::of).collect(),
+            is_view: std::array::from_fn(|i| types[i] == DataType::Utf8View),
             strings,
             short: KeyMap::default(),
             long: KeyMap::default(),
@@ -537,7 +534,6 @@ impl<const N: usize> ViewGroupValues<N> {
                     "group columns of different lengths".into(),
                 ));
             }
-            let bit = 1u8 << index;
             let nulls = column.logical_nulls();
             match kind {
                 KeyColumn::View => {
@@ -557,12 +553,6 @@ impl<const N: usize> ViewGroupValues<N> {
                     }
                     for (key, &view) in self.keys.iter_mut().zip(array.views()) {
                         key.parts[index] = view;
-                        // The length is the view's low 32 bits. A NULL's
-                        // view may be long too: its key then waits in `long`,
-                        // which is only emptied more often, never wrong.
-                        if (view as u32) > 12 {
-                            key.flags |= LONG;
-                        }
                     }
                 }
                 KeyColumn::Fixed(width) => {
@@ -588,14 +578,19 @@ impl<const N: usize> ViewGroupValues<N> {
                     .filter(|(_, valid)| !valid)
                     .map(|(r, _)| r)
                 {
-                    let key = &mut self.keys[row];
-                    // A NULL's slot may hold anything: only the flag counts.
-                    key.parts[index] = 0;
-                    key.flags |= bit;
+                    // A NULL's slot may hold anything.
+                    self.keys[row].parts[index] = NULL_PART;
                 }
             }
         }
         Ok(new_buffers)
+    }
+
+    /// Whether `key` holds a view of a string longer than 12 bytes (its
+    /// length is the view's low 32 bits), which names a buffer and an offset
+    /// rather than the text.
+    fn is_long(&self, key: &Key<N>) -> bool {
+        (0..N).any(|i| self.is_view[i] && key.parts[i] != NULL_PART && (key.parts[i] as u32) > 12)
     }
 }
 
@@ -626,7 +621,7 @@ impl<const N: usize> GroupValues for ViewGroupValues<N> {
         self.unresolved.clear();
         self.pending.clear();
         for (row, (key, group)) in keys.iter().zip(groups.iter_mut()).enumerate() {
-            let map = if key.flags & LONG == 0 {
+            let map = if !self.is_long(key) {
                 &self.short
             } else {
                 &self.long
@@ -654,7 +649,7 @@ impl<const N: usize> GroupValues for ViewGroupValues<N> {
             self.strings.intern(&missed, &mut self.missed_groups)?;
             for (&row, &group) in self.missed_rows.iter().zip(&self.missed_groups) {
                 let key = keys[row as usize];
-                if key.flags & LONG == 0 {
+                if !self.is_long(&key) {
                     self.short.insert(key, group);
                 } else {
                     self.long.insert(key, group);
