@@ -17,11 +17,12 @@
 //! [`ViewGroupValues`]: a map from each row's 16-byte views (and the values
 //! of any primitive group columns beside them, `GROUP BY path, uid`) to the
 //! group id, in front of DataFusion's own group table, which is asked only
-//! about keys the map has not seen. A long string's view names a buffer and an offset, so it only
-//! means the same text while the batch's buffers are the same ones: the map
-//! of long views holds those buffers (so that their memory cannot be reused
-//! under it) and is emptied when a batch comes with other buffers. A short
-//! string (12 bytes or fewer) is inlined in its view and is valid anywhere.
+//! about keys the map has not seen. A long string's view names a buffer and
+//! an offset, so it only means the same text while the batch's buffers are
+//! the same ones: the map of keys with long views holds those buffers (so
+//! that their memory cannot be reused under it) and is emptied when a batch
+//! comes with other buffers. A short string (12 bytes or fewer) is inlined
+//! in its view and is valid anywhere.
 //!
 //! The output is exactly the partial aggregate's: the group values then each
 //! accumulator's state, in the same schema, for DataFusion's final aggregate
@@ -441,8 +442,8 @@ pub fn view_group_values(
     })
 }
 
-/// Group ids for `N` (at most [`MAX_KEY_COLUMNS`]) group columns, at least one of
-/// them `Utf8View`: a map from each row's views and values ([`Key`]) to its
+/// Group ids for `N` (at most [`MAX_KEY_COLUMNS`]) group columns, at least
+/// one of them `Utf8View`: a map from each row's views and values ([`Key`]) to its
 /// group, in front of DataFusion's own table, which is asked only about
 /// keys the map has not seen (see the module doc for when a view can stand
 /// for its text).
