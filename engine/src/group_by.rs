@@ -443,7 +443,7 @@ pub fn view_group_values(
 }
 
 /// Group ids for `N` (at most [`MAX_KEY_COLUMNS`]) group columns, at least
-/// one of them `Utf8View`: a map from each row's views and values ([`Key`]) to its
+/// one of them `Utf8View`: a map from each row's views and values (a `Key`) to its
 /// group, in front of DataFusion's own table, which is asked only about
 /// keys the map has not seen (see the module doc for when a view can stand
 /// for its text).
