@@ -449,9 +449,7 @@ pub fn view_group_values(
 /// for its text).
 pub struct ViewGroupValues<const N: usize> {
     /// How each group column enters the key.
-    columns: Vec<KeyColumn>,
-    /// Which group columns are views (`columns`, as an array of `N`).
-    is_view: [bool; N],
+    columns: [KeyColumn; N],
     /// DataFusion's table of distinct groups; it numbers them and emits
     /// their values.
     strings: Box<dyn GroupValues>,
@@ -463,7 +461,7 @@ pub struct ViewGroupValues<const N: usize> {
     /// Per group column, the data buffers the long views in `long` point
     /// into; held so that they stay allocated (and so unchanged) while
     /// `long` names them.
-    held: Vec<Vec<Buffer>>,
+    held: [Vec<Buffer>; N],
     /// Rows seen, and distinct keys per batch that the maps did not know,
     /// over the probation.
     rows: usize,
@@ -486,18 +484,21 @@ impl<const N: usize> ViewGroupValues<N> {
     /// Group ids for group columns of `types` (see [`keyable`]), with
     /// `strings` (DataFusion's table for those columns) behind the maps.
     pub fn new(types: &[DataType], strings: Box<dyn GroupValues>) -> Result<Self> {
-        if !keyable(types) || types.len() != N {
-            return Err(DataFusionError::Internal(format!(
-                "ViewGroupValues cannot key group columns of types {types:?}"
-            )));
+        let cannot = || {
+            DataFusionError::Internal(format!(
+                "ViewGroupValues<{N}> cannot key group columns of types {types:?}"
+            ))
+        };
+        if !keyable(types) {
+            return Err(cannot());
         }
+        let columns: Vec<KeyColumn> = types.iter().filter_map(KeyColumn::of).collect();
         Ok(ViewGroupValues {
-            columns: types.iter().filter_map(KeyColumn::of).collect(),
-            is_view: std::array::from_fn(|i| types[i] == DataType::Utf8View),
+            columns: columns.try_into().map_err(|_| cannot())?,
             strings,
             short: KeyMap::default(),
             long: KeyMap::default(),
-            held: vec![Vec::new(); types.len()],
+            held: std::array::from_fn(|_| Vec::new()),
             rows: 0,
             misses: 0,
             bypass: false,
@@ -591,7 +592,11 @@ impl<const N: usize> ViewGroupValues<N> {
     /// length is the view's low 32 bits), which names a buffer and an offset
     /// rather than the text.
     fn is_long(&self, key: &Key<N>) -> bool {
-        (0..N).any(|i| self.is_view[i] && key.parts[i] != NULL_PART && (key.parts[i] as u32) > 12)
+        (0..N).any(|i| {
+            self.columns[i] == KeyColumn::View
+                && key.parts[i] != NULL_PART
+                && (key.parts[i] as u32) > 12
+        })
     }
 }
 
@@ -600,10 +605,9 @@ impl<const N: usize> GroupValues for ViewGroupValues<N> {
         if self.bypass {
             return self.strings.intern(cols, groups);
         }
-        if cols.len() != self.columns.len() {
+        if cols.len() != N {
             return Err(DataFusionError::Internal(format!(
-                "ViewGroupValues keys {} columns, got {}",
-                self.columns.len(),
+                "ViewGroupValues keys {N} columns, got {}",
                 cols.len()
             )));
         }
