@@ -6,9 +6,14 @@
 //! `/private/var`, cache files with random names and a long tail of
 //! directories, full process objects with both `stat` blocks, and now and
 //! then an `exec` with arguments and environment, a `fork` or an `exit`.
-//! A population of processes (a configurable number, cycling through real
-//! macOS executables) does the work, and event time moves forward by a
-//! configurable mean gap. The same seed always gives the same events.
+//! A population of processes (a configurable number, running real macOS
+//! executables) does the work. Half of it lives throughout, as daemons and
+//! apps do; in the other half processes come and go as on a Mac: a fork
+//! gives its child the next free pid (wrapping after 99,999) and an exec
+//! gives a process a new image and pidversion, so that a parent/child join
+//! over hours of history finds each child's parent, not every process that
+//! ever had its pid. Event time moves forward by a configurable mean gap.
+//! The same seed always gives the same events.
 //!
 //! Each event is first *drawn* (every random choice made, in a fixed order)
 //! and then *rendered*, either as the line eslogger would print
@@ -209,25 +214,56 @@ const EXEC_ENV: [&str; 4] = [
 ];
 const EXEC_CWD: &str = "/Users/alice";
 
+/// One process of the population: who it is, and which image it runs.
+#[derive(Debug, Clone, Copy)]
 struct SyntheticProcess {
     pid: u32,
+    /// The audit token's pidversion: new for each fork and each exec, as
+    /// XNU's `p_idversion`, so that `(pid, pidversion)` names one image of
+    /// one process even after its pid is reused.
     pidversion: u32,
     ppid: u32,
     /// The parent's pidversion (its audit token's).
     parent_pidversion: u32,
-    uid: u32,
-    executable: &'static str,
-    signing_id: &'static str,
-    team_id: Option<&'static str>,
-    cdhash: String,
-    platform: bool,
+    /// Its index in [`EXECUTABLES`] and in the generator's `cdhashes`.
+    image: usize,
 }
 
 impl SyntheticProcess {
+    fn executable(&self) -> &'static str {
+        EXECUTABLES[self.image].0
+    }
+
+    fn signing_id(&self) -> &'static str {
+        EXECUTABLES[self.image].1
+    }
+
+    fn team_id(&self) -> Option<&'static str> {
+        EXECUTABLES[self.image].2
+    }
+
+    fn platform(&self) -> bool {
+        EXECUTABLES[self.image].3
+    }
+
+    fn uid(&self) -> u32 {
+        if self.platform() { 0 } else { 501 }
+    }
+
     fn codesigning_flags(&self) -> u32 {
-        if self.platform { 0x2600_0001 } else { 0x1_0301 }
+        if self.platform() {
+            0x2600_0001
+        } else {
+            0x1_0301
+        }
     }
 }
+
+/// The highest pid macOS gives out (`PID_MAX`); after it, pids start again
+/// from [`FIRST_REUSED_PID`], skipping those still in use.
+const PID_MAX: u32 = 99_999;
+/// Where XNU starts again after [`PID_MAX`].
+const FIRST_REUSED_PID: u32 = 100;
 
 /// Every random choice of one event, drawn before it is rendered so that
 /// both renderings consume the generator identically.
@@ -238,9 +274,8 @@ struct Draw {
     seq: u64,
     global_seq: u64,
     thread_id: u64,
-    /// The acting process.
-    process: usize,
-    /// The exec target or the fork child.
+    /// The slot of the exec'ing process or of the fork child: always one
+    /// of the short-lived half of the population.
     other: usize,
     /// open's `fflag`, close's `modified`, exit's `stat`, exec's argc.
     small: u64,
@@ -254,7 +289,20 @@ struct Draw {
 pub struct EsloggerFirehose {
     rng: SplitMix64,
     mix_cumulative: [u32; 9],
+    /// The population. The first half is long-lived (daemons, apps, shells,
+    /// started before the first event); the second half is replaced as
+    /// processes fork and exec.
     processes: Vec<SyntheticProcess>,
+    /// The acting process of the current event as it was when the event
+    /// happened: for an exec, the image before it.
+    actor: SyntheticProcess,
+    /// One code directory hash per executable: the same binary has the
+    /// same cdhash in every process that runs it.
+    cdhashes: Vec<String>,
+    /// The pid the last fork was given.
+    last_pid: u32,
+    /// The pidversion the last fork or exec was given.
+    last_pidversion: u32,
     time_ns: i64,
     mean_gap_ns: i64,
     seq: [u64; 9],
@@ -466,21 +514,25 @@ impl EsloggerFirehose {
             *slot = sum;
         }
         let mut rng = SplitMix64::new(seed);
-        // The population is a process tree: most processes were started by
-        // an earlier one (a shell runs tools, an app its helpers), the rest
-        // by a system daemon outside the population, so that parent/child
-        // queries (`JOIN … ON c.parent = p.pid`) find what they would on a
-        // Mac. Drawn from a stream of its own, so the events are the same
-        // as without the tree.
+        let cdhashes = EXECUTABLES
+            .iter()
+            .map(|_| {
+                let mut cdhash = String::with_capacity(40);
+                for _ in 0..5 {
+                    cdhash.push_str(&format!("{:08X}", rng.next_u64() as u32));
+                }
+                cdhash
+            })
+            .collect();
+        // The population starts as a process tree: most processes were
+        // started by an earlier one (a shell runs tools, an app its
+        // helpers), the rest by a system daemon outside the population.
+        // Drawn from a stream of its own, so that the events do not depend
+        // on the tree's shape.
         let mut tree_rng = SplitMix64::new(seed ^ 0x7472_6565);
         let mut processes: Vec<SyntheticProcess> = Vec::with_capacity(count.max(1));
         for i in 0..count.max(1) {
-            let (path, signing_id, team_id, platform) = EXECUTABLES[i % EXECUTABLES.len()];
             let pid = 300 + (rng.below(60_000) as u32);
-            let mut cdhash = String::with_capacity(40);
-            for _ in 0..5 {
-                cdhash.push_str(&format!("{:08X}", rng.next_u64() as u32));
-            }
             let daemon = 1 + rng.below(300) as u32;
             let (ppid, parent_pidversion) = if i > 0 && tree_rng.below(4) != 0 {
                 let parent = &processes[tree_rng.below(i as u64) as usize];
@@ -493,18 +545,19 @@ impl EsloggerFirehose {
                 pidversion: pid + 7,
                 ppid,
                 parent_pidversion,
-                uid: if platform { 0 } else { 501 },
-                executable: path,
-                signing_id,
-                team_id,
-                cdhash,
-                platform,
+                image: i % EXECUTABLES.len(),
             });
         }
+        let last_pid = processes.iter().map(|p| p.pid).max().unwrap_or(300);
         Self {
             rng,
             mix_cumulative,
+            actor: processes[0],
             processes,
+            cdhashes,
+            last_pid,
+            // Above every pidversion of the first population (pid + 7).
+            last_pidversion: 100_000,
             time_ns: DEFAULT_START_NS,
             mean_gap_ns: 50_000,
             seq: [0; 9],
@@ -564,7 +617,8 @@ impl EsloggerFirehose {
         self.global_seq += 1;
         let n = self.processes.len() as u64;
         let process = self.rng.below(n) as usize;
-        let other = self.rng.below(n) as usize;
+        let settled = n / 2;
+        let other = (settled + self.rng.below(n - settled)) as usize;
         let small = self.rng.next_u64();
         let extra = self.rng.next_u64();
         let stat_seed = self.rng.next_u64();
@@ -575,12 +629,36 @@ impl EsloggerFirehose {
             seq: self.seq[kind],
             global_seq: self.global_seq,
             thread_id,
-            process,
             other,
             small,
             extra,
             stat_seed,
         };
+        self.actor = self.processes[process];
+        match kind {
+            FORK => {
+                let parent = self.actor;
+                let child = SyntheticProcess {
+                    pid: self.fresh_pid(),
+                    pidversion: self.fresh_pidversion(),
+                    ppid: parent.pid,
+                    parent_pidversion: parent.pidversion,
+                    image: parent.image,
+                };
+                self.processes[other] = child;
+            }
+            EXEC => {
+                // The process in `other` runs a new image: the same pid and
+                // parent, a new pidversion.
+                self.actor = self.processes[other];
+                let image = self.rng.below(EXECUTABLES.len() as u64) as usize;
+                let pidversion = self.fresh_pidversion();
+                let target = &mut self.processes[other];
+                target.image = image;
+                target.pidversion = pidversion;
+            }
+            _ => {}
+        }
         self.random_path();
         if kind == RENAME {
             self.source.clear();
@@ -588,6 +666,30 @@ impl EsloggerFirehose {
             self.source.extend_from_slice(b".sb-");
             push_hex(&mut self.source, u64::from(extra as u32), 8);
         }
+    }
+
+    /// The pid of a new process: the next one up, as XNU's `forkproc` gives
+    /// them, wrapping after [`PID_MAX`] and skipping pids in use, so that
+    /// a long history reuses pids as a Mac does.
+    fn fresh_pid(&mut self) -> u32 {
+        // Bounded, so that a population of nearly every pid cannot loop.
+        for _ in 0..self.processes.len() + 1 {
+            self.last_pid = if self.last_pid >= PID_MAX {
+                FIRST_REUSED_PID
+            } else {
+                self.last_pid + 1
+            };
+            if !self.processes.iter().any(|p| p.pid == self.last_pid) {
+                break;
+            }
+        }
+        self.last_pid
+    }
+
+    /// A pidversion no process has had yet.
+    fn fresh_pidversion(&mut self) -> u32 {
+        self.last_pidversion += 1;
+        self.last_pidversion
     }
 
     /// A Mac-like path: a weighted root, one of its directories (zero to
@@ -698,16 +800,16 @@ impl EsloggerFirehose {
                 out.extend_from_slice(b"}}}");
             }
             EXEC => {
-                let target = &self.processes[d.other];
+                let target = self.processes[d.other];
                 out.extend_from_slice(br#"{"dyld_exec_path":"#);
-                write_json_str(out, target.executable.as_bytes());
+                write_json_str(out, target.executable().as_bytes());
                 out.extend_from_slice(br#","script":null,"image_cputype":16777228,"image_cpusubtype":-2147483646,"last_fd":2,"fds":[{"fd":0,"fdtype":1},{"fd":1,"fdtype":1},{"fd":2,"fdtype":1}],"args":["#);
                 for i in 0..Self::exec_argc(&d) {
                     if i > 0 {
                         out.push(b',');
                         let _ = write!(out, "\"--flag-{i}={}\"", arg_value(d.extra, i));
                     } else {
-                        write_json_str(out, target.executable.as_bytes());
+                        write_json_str(out, target.executable().as_bytes());
                     }
                 }
                 out.extend_from_slice(br#"],"env":["#);
@@ -720,12 +822,13 @@ impl EsloggerFirehose {
                 out.extend_from_slice(br#"],"cwd":"#);
                 write_file(out, EXEC_CWD.as_bytes(), &stat_time, &mut stat_rng);
                 out.extend_from_slice(br#","target":"#);
-                self.write_process(out, d.other, &stat_time, &mut stat_rng);
+                self.write_process(out, &target, &stat_time, &mut stat_rng);
                 out.push(b'}');
             }
             FORK => {
                 out.extend_from_slice(br#"{"child":"#);
-                self.write_process(out, d.other, &stat_time, &mut stat_rng);
+                let child = self.processes[d.other];
+                self.write_process(out, &child, &stat_time, &mut stat_rng);
                 out.push(b'}');
             }
             _ => {
@@ -737,7 +840,8 @@ impl EsloggerFirehose {
             r#"}},"time":"{}","action":{{"result":{{"result":{{"auth":0}},"result_type":0}}}},"global_seq_num":{},"process":"#,
             time, d.global_seq
         );
-        self.write_process(out, d.process, &stat_time, &mut stat_rng);
+        let actor = self.actor;
+        self.write_process(out, &actor, &stat_time, &mut stat_rng);
         out.extend_from_slice(b",\"action_type\":1}\n");
     }
 
@@ -777,7 +881,7 @@ impl EsloggerFirehose {
         self.draw_next();
         let d = self.draw;
         let version = Some(self.version as i32);
-        let acting = &self.processes[d.process];
+        let acting = &self.actor;
         match d.kind {
             EXEC | FORK | 8 => {
                 let subject = if d.kind == EXEC {
@@ -785,6 +889,7 @@ impl EsloggerFirehose {
                 } else {
                     acting
                 };
+                let cdhash = &self.cdhashes[subject.image];
                 let (mut cmdline_count, mut env_count) = (0, 0);
                 self.cmdline.clear();
                 self.env.clear();
@@ -795,7 +900,7 @@ impl EsloggerFirehose {
                             push_osquery_arg(
                                 &mut self.cmdline,
                                 true,
-                                subject.executable.as_bytes(),
+                                subject.executable().as_bytes(),
                             );
                         } else {
                             self.arg.clear();
@@ -812,10 +917,10 @@ impl EsloggerFirehose {
                 let gate = GateEvent {
                     table: &ES_PROCESS_EVENTS,
                     is_open: false,
-                    process_path: Some(acting.executable.as_bytes()),
+                    process_path: Some(acting.executable().as_bytes()),
                     pid: Some(i64::from(acting.pid)),
                     targets: [
-                        (d.kind == EXEC).then_some(subject.executable.as_bytes()),
+                        (d.kind == EXEC).then_some(subject.executable().as_bytes()),
                         None,
                     ],
                     time_ns: d.time_ns,
@@ -826,7 +931,7 @@ impl EsloggerFirehose {
                     global_seq_num: Some(d.global_seq as i64),
                     pid: Some(i64::from(subject.pid)),
                     pidversion: Some(i64::from(subject.pidversion)),
-                    path: Some(subject.executable.as_bytes()),
+                    path: Some(subject.executable().as_bytes()),
                     parent: Some(i64::from(subject.ppid)),
                     original_parent: Some(i64::from(subject.ppid)),
                     session_id: Some(i64::from(subject.ppid)),
@@ -838,15 +943,15 @@ impl EsloggerFirehose {
                     env: Some(&self.env),
                     env_count: Some(env_count),
                     cwd: (d.kind == EXEC).then_some(EXEC_CWD.as_bytes()),
-                    uid: Some(i64::from(subject.uid)),
-                    euid: Some(i64::from(subject.uid)),
+                    uid: Some(i64::from(subject.uid())),
+                    euid: Some(i64::from(subject.uid())),
                     gid: Some(20),
                     egid: Some(20),
                     username: None,
-                    signing_id: Some(subject.signing_id.as_bytes()),
-                    team_id: Some(subject.team_id.unwrap_or_default().as_bytes()),
-                    cdhash: Some(subject.cdhash.as_bytes()),
-                    platform_binary: Some(i32::from(subject.platform)),
+                    signing_id: Some(subject.signing_id().as_bytes()),
+                    team_id: Some(subject.team_id().unwrap_or_default().as_bytes()),
+                    cdhash: Some(cdhash.as_bytes()),
+                    platform_binary: Some(i32::from(subject.platform())),
                     exit_code: (d.kind == 8).then_some(((d.small % 2) * 256) as i32),
                     child_pid: (d.kind == FORK).then_some(i64::from(self.processes[d.other].pid)),
                     event_type: KINDS[d.kind],
@@ -863,7 +968,7 @@ impl EsloggerFirehose {
                 let gate = GateEvent {
                     table: &ES_PROCESS_FILE_EVENTS,
                     is_open: d.kind == OPEN,
-                    process_path: Some(acting.executable.as_bytes()),
+                    process_path: Some(acting.executable().as_bytes()),
                     pid: Some(i64::from(acting.pid)),
                     targets: [Some(filename), Some(dest)],
                     time_ns: d.time_ns,
@@ -874,7 +979,7 @@ impl EsloggerFirehose {
                     global_seq_num: Some(d.global_seq as i64),
                     pid: Some(i64::from(acting.pid)),
                     parent: Some(i64::from(acting.ppid)),
-                    path: Some(acting.executable.as_bytes()),
+                    path: Some(acting.executable().as_bytes()),
                     filename: Some(filename),
                     dest_filename: Some(dest),
                     event_type: KINDS[d.kind],
@@ -910,40 +1015,39 @@ impl EsloggerFirehose {
     fn write_process(
         &self,
         out: &mut Vec<u8>,
-        index: usize,
+        p: &SyntheticProcess,
         stat_time: &str,
         stat_rng: &mut SplitMix64,
     ) {
-        let p = &self.processes[index];
         let time_ns = self.draw.time_ns;
         out.extend_from_slice(br#"{"signing_id":"#);
-        write_json_str(out, p.signing_id.as_bytes());
+        write_json_str(out, p.signing_id().as_bytes());
         out.extend_from_slice(br#","parent_audit_token":"#);
-        self.write_token(out, 501, p.uid, 20, p.ppid, p.parent_pidversion);
+        self.write_token(out, 501, p.uid(), 20, p.ppid, p.parent_pidversion);
         let _ = write!(
             out,
             r#","codesigning_flags":{},"executable":"#,
             p.codesigning_flags()
         );
-        write_file(out, p.executable.as_bytes(), stat_time, stat_rng);
+        write_file(out, p.executable().as_bytes(), stat_time, stat_rng);
         let _ = write!(
             out,
             r#","ppid":{},"tty":null,"start_time":"{}","is_platform_binary":{},"group_id":{},"audit_token":"#,
             p.ppid,
             format_rfc3339(time_ns - 3_600_000_000_000).replace(".000000000Z", ".000000Z"),
-            p.platform,
+            p.platform(),
             p.pid
         );
-        self.write_token(out, 501, p.uid, 20, p.pid, p.pidversion);
+        self.write_token(out, 501, p.uid(), 20, p.pid, p.pidversion);
         out.extend_from_slice(br#","is_es_client":false,"responsible_audit_token":"#);
-        self.write_token(out, 501, p.uid, 20, p.pid, p.pidversion);
+        self.write_token(out, 501, p.uid(), 20, p.pid, p.pidversion);
         let _ = write!(
             out,
             r#","session_id":{ppid},"original_ppid":{ppid},"cdhash":"{}","team_id":"#,
-            p.cdhash,
+            self.cdhashes[p.image],
             ppid = p.ppid
         );
-        match p.team_id {
+        match p.team_id() {
             Some(t) => write_json_str(out, t.as_bytes()),
             None => out.extend_from_slice(b"null"),
         }
@@ -1218,6 +1322,93 @@ mod tests {
         }
         // About three in four have a parent in the population.
         assert!((32..64).contains(&children), "{children} of 64");
+    }
+
+    /// What a test needs of each process event: kind, pid, pidversion,
+    /// parent and fork child.
+    #[derive(Default)]
+    struct ProcessRows(Vec<(&'static str, i64, i64, i64, Option<i64>)>);
+
+    impl RowSink for ProcessRows {
+        fn process_event(&mut self, _: &GateEvent<'_>, row: &EsProcessEventRow<'_>) {
+            self.0.push((
+                row.event_type,
+                row.pid.unwrap(),
+                row.pidversion.unwrap(),
+                row.parent.unwrap(),
+                row.child_pid,
+            ));
+        }
+
+        fn file_event(&mut self, _: &GateEvent<'_>, _: &EsProcessFileEventRow<'_>) {}
+    }
+
+    #[test]
+    fn forks_take_fresh_pids_and_execs_new_pidversions() {
+        let mut firehose = EsloggerFirehose::new(9, &EventMix::default());
+        let mut alive: std::collections::HashSet<i64> = firehose
+            .processes
+            .iter()
+            .map(|p| i64::from(p.pid))
+            .collect();
+        let mut rows = ProcessRows::default();
+        for _ in 0..200_000 {
+            firehose.next_rows(&mut rows);
+        }
+        let mut pidversions = std::collections::HashSet::new();
+        let mut execs_by_pid = std::collections::HashMap::<i64, u64>::new();
+        let mut last_child = None;
+        for &(kind, pid, pidversion, _, child) in &rows.0 {
+            match kind {
+                "fork" => {
+                    let child = child.unwrap();
+                    // The next pid up: no wrap yet in 200,000 events.
+                    if let Some(last) = last_child {
+                        assert!(child > last, "{child} after {last}");
+                    }
+                    last_child = Some(child);
+                    alive.insert(child);
+                }
+                "exec" => {
+                    // An image of a process that exists, never seen before.
+                    assert!(alive.contains(&pid), "{pid}");
+                    assert!(pidversions.insert(pidversion), "{pidversion} again");
+                    *execs_by_pid.entry(pid).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        let execs: u64 = execs_by_pid.values().sum();
+        assert!(execs > 3000, "{execs}");
+        // A parent/child self-join of exec rows (`c.parent = p.pid`) finds
+        // a few parents per child, not thousands: pids are not reused
+        // within this history, and a process execs a handful of times.
+        let pairs: u64 = rows
+            .0
+            .iter()
+            .filter(|r| r.0 == "exec")
+            .map(|r| execs_by_pid.get(&r.3).copied().unwrap_or(0))
+            .sum();
+        assert!(
+            (execs / 10..execs * 3).contains(&pairs),
+            "{pairs} pairs of {execs} execs"
+        );
+    }
+
+    #[test]
+    fn pids_wrap_after_pid_max_and_skip_those_in_use() {
+        let mut firehose = EsloggerFirehose::new(4, &EventMix::parse("fork=1").unwrap());
+        let mut rows = ProcessRows::default();
+        for _ in 0..120_000 {
+            firehose.next_rows(&mut rows);
+        }
+        let children: Vec<i64> = rows.0.iter().filter_map(|r| r.4).collect();
+        assert!(children.iter().all(|&pid| (100..=99_999).contains(&pid)));
+        let wraps = children.windows(2).filter(|w| w[1] < w[0]).count();
+        assert_eq!(wraps, 1, "pids wrap once in 120,000 forks");
+        let live: Vec<u32> = firehose.processes.iter().map(|p| p.pid).collect();
+        let unique: std::collections::HashSet<&u32> = live.iter().collect();
+        assert_eq!(unique.len(), live.len(), "two live processes share a pid");
     }
 
     #[test]

@@ -86,7 +86,9 @@ pub struct FirehoseArgs {
     /// rename, unlink, exec, fork, exit, or `default`.
     #[arg(long, default_value = "default", value_parser = EventMix::parse)]
     pub mix: EventMix,
-    /// Processes in the generator's population.
+    /// Processes in the generator's population: half of them live
+    /// throughout, the other half are replaced as processes fork (a new
+    /// pid) and exec (a new image).
     #[arg(long, default_value_t = 64)]
     pub processes: usize,
     /// Gate with the shipping defaults (open events off, noisy daemons
