@@ -518,7 +518,12 @@ impl TableProvider for EventTable {
         let exact = conjunction(exact);
         // Files of an hour inside the window hold only rows that pass the
         // exact filters: they are read without them, which spares decoding
-        // and comparing `time` on every row of a wide query.
+        // and comparing `time` on every row of a wide query. They are also
+        // read without the page index: rows are sorted by time, so `time`
+        // is the column whose pages it tells apart, and there is no time
+        // filter left to prune with; on other columns every page spans
+        // most values, and weighing each filter against each page of each
+        // file cost 6 % of a whole-history join of 80 hourly files.
         let (covered, partial): (Vec<Listed>, Vec<Listed>) = listed.into_iter().partition(|file| {
             exact.is_some() && file.hour.is_some_and(|hour| exact_span.covers_hour(hour))
         });
@@ -528,8 +533,15 @@ impl TableProvider for EventTable {
         let unfiltered_limit = limit.filter(|_| inexact.is_empty());
         if !covered.is_empty() {
             inputs.push(
-                self.scan_files(state, &covered, projection, &inexact, unfiltered_limit)
-                    .await?,
+                self.scan_files(
+                    state,
+                    &covered,
+                    projection,
+                    &inexact,
+                    unfiltered_limit,
+                    PageIndex::Skip,
+                )
+                .await?,
             );
         }
         // Everything else is read with a projection that keeps `time`, and
@@ -554,7 +566,14 @@ impl TableProvider for EventTable {
                 unfiltered_limit
             };
             let files = self
-                .scan_files(state, &partial, wide.as_ref(), filters, scan_limit)
+                .scan_files(
+                    state,
+                    &partial,
+                    wide.as_ref(),
+                    filters,
+                    scan_limit,
+                    PageIndex::Use,
+                )
                 .await?;
             inputs.push(filtered(
                 state,
@@ -599,6 +618,7 @@ impl EventTable {
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
+        page_index: PageIndex,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let paths = files
             .iter()
@@ -607,6 +627,7 @@ impl EventTable {
         let mut parquet_options = self.parquet_options.clone();
         parquet_options.global.pushdown_filters =
             decodes_beyond_filters(&self.schema, projection, filters);
+        parquet_options.global.enable_page_index = page_index == PageIndex::Use;
         let format = ParquetFormat::default().with_options(parquet_options);
         let options = ListingOptions::new(Arc::new(format)).with_file_extension(PARQUET_EXTENSION);
         let config = ListingTableConfig::new_with_multi_paths(paths)
@@ -617,16 +638,28 @@ impl EventTable {
     }
 }
 
-/// Whether a scan reading `projection` under `filters` reads a column that
-/// no filter reads: only then is evaluating the filters inside the Parquet
-/// reader worth it (`pushdown_filters`).
+/// Whether a Parquet scan prunes pages by the files' page index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PageIndex {
+    /// Read it and prune pages by the filters.
+    Use,
+    /// Do not read it.
+    Skip,
+}
+
+/// Whether a scan reading `projection` under `filters` reads a text column
+/// that no filter reads: only then is evaluating the filters inside the
+/// Parquet reader worth it (`pushdown_filters`).
 ///
 /// Pushed-down filters are evaluated first, on their own columns, and the
 /// other columns are then decoded only for the rows that passed; that is
-/// what makes `SELECT * … WHERE cmdline LIKE '%curl%'` cheap. When every
-/// column read is a filter's (`count(*)`, a `GROUP BY` on the filtered
-/// column), there is nothing to skip, and the reader's bookkeeping of the
-/// rows selected, run by run, is pure cost: 12 % of a whole-history
+/// what makes `SELECT * … WHERE cmdline LIKE '%curl%'` cheap. But the
+/// reader keeps the rows selected as runs, and walking those runs costs
+/// more than decoding an integer column outright when the passing rows are
+/// scattered: 15 % of a parent/child join (`c.parent = p.pid` over exec
+/// rows, two in five of every file's rows) went on it. When every column
+/// read is a filter's (`count(*)`, a `GROUP BY` on the filtered column),
+/// there is nothing to skip at all: 12 % of a whole-history
 /// `filename LIKE '/Users/%'` count, whose filter keeps every other row.
 /// Page-index and row-group pruning use the filters either way.
 fn decodes_beyond_filters(
@@ -642,9 +675,10 @@ fn decodes_beyond_filters(
         .flat_map(|filter| filter.column_refs())
         .filter_map(|column| schema.index_of(&column.name).ok())
         .collect();
+    let costly = |c: &usize| !filtered.contains(c) && !schema.field(*c).data_type().is_primitive();
     match projection {
-        Some(columns) => columns.iter().any(|c| !filtered.contains(c)),
-        None => (0..schema.fields().len()).any(|c| !filtered.contains(&c)),
+        Some(columns) => columns.iter().any(costly),
+        None => (0..schema.fields().len()).any(|c| costly(&c)),
     }
 }
 
@@ -1016,12 +1050,13 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_pushed_into_the_reader_only_when_other_columns_are_read() {
+    fn filters_are_pushed_into_the_reader_only_when_other_text_is_read() {
         use arrow::datatypes::{Field, Schema};
         let schema = Arc::new(Schema::new(vec![
             Field::new("time", DataType::Int64, true),
             Field::new("filename", DataType::Utf8View, true),
             Field::new("pid", DataType::Int64, true),
+            Field::new("cmdline", DataType::Utf8View, true),
         ]));
         let like = col("filename").like(lit("/Users/%"));
         let window = col("time").gt(lit(10i64));
@@ -1032,9 +1067,12 @@ mod tests {
         assert!(!pushes(Some(vec![1]), std::slice::from_ref(&like)));
         assert!(!pushes(Some(vec![]), std::slice::from_ref(&like)));
         assert!(!pushes(Some(vec![1, 0]), &[like.clone(), window.clone()]));
-        // Another column is decoded only for the rows that pass.
-        assert!(pushes(Some(vec![1, 2]), std::slice::from_ref(&like)));
-        assert!(pushes(None, &[like, window]));
+        // Other text is decoded only for the rows that pass.
+        assert!(pushes(Some(vec![1, 3]), std::slice::from_ref(&like)));
+        assert!(pushes(Some(vec![2, 3]), std::slice::from_ref(&like)));
+        assert!(pushes(None, &[like.clone(), window]));
+        // An integer is cheaper to decode than to select rows for.
+        assert!(!pushes(Some(vec![1, 2]), std::slice::from_ref(&like)));
         // No filter, nothing to push.
         assert!(!pushes(Some(vec![2]), &[]));
     }
