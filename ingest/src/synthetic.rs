@@ -9,7 +9,7 @@
 //! A population of processes (a configurable number, running real macOS
 //! executables) does the work. Half of it lives throughout, as daemons and
 //! apps do; in the other half processes come and go as on a Mac: a fork
-//! gives its child the next free pid (wrapping after 99,999) and an exec
+//! gives its child the next free pid (wrapping below 99,999) and an exec
 //! gives a process a new image and pidversion, so that a parent/child join
 //! over hours of history finds each child's parent, not every process that
 //! ever had its pid. Event time moves forward by a configurable mean gap.
@@ -259,7 +259,7 @@ impl SyntheticProcess {
     }
 }
 
-/// The highest pid macOS gives out (`PID_MAX`); after it, pids start again
+/// XNU's `PID_MAX`: pids stay below it, and after 99,998 they start again
 /// from [`FIRST_REUSED_PID`], skipping those still in use.
 const PID_MAX: u32 = 99_999;
 /// Where XNU starts again after [`PID_MAX`].
@@ -301,6 +301,9 @@ pub struct EsloggerFirehose {
     cdhashes: Vec<String>,
     /// The pid the last fork was given.
     last_pid: u32,
+    /// How many processes of the population have each pid, so that a fork
+    /// finds a free one without scanning the population.
+    pids_in_use: Vec<u16>,
     /// The pidversion the last fork or exec was given.
     last_pidversion: u32,
     time_ns: i64,
@@ -549,6 +552,10 @@ impl EsloggerFirehose {
             });
         }
         let last_pid = processes.iter().map(|p| p.pid).max().unwrap_or(300);
+        let mut pids_in_use = vec![0u16; PID_MAX as usize + 1];
+        for p in &processes {
+            pids_in_use[p.pid as usize] = pids_in_use[p.pid as usize].saturating_add(1);
+        }
         Self {
             rng,
             mix_cumulative,
@@ -556,6 +563,7 @@ impl EsloggerFirehose {
             processes,
             cdhashes,
             last_pid,
+            pids_in_use,
             // Above every pidversion of the first population (pid + 7).
             last_pidversion: 100_000,
             time_ns: DEFAULT_START_NS,
@@ -645,7 +653,7 @@ impl EsloggerFirehose {
                     parent_pidversion: parent.pidversion,
                     image: parent.image,
                 };
-                self.processes[other] = child;
+                self.replace(other, child);
             }
             EXEC => {
                 // The process in `other` runs a new image: the same pid and
@@ -669,21 +677,32 @@ impl EsloggerFirehose {
     }
 
     /// The pid of a new process: the next one up, as XNU's `forkproc` gives
-    /// them, wrapping after [`PID_MAX`] and skipping pids in use, so that
+    /// them, wrapping below [`PID_MAX`] and skipping pids in use, so that
     /// a long history reuses pids as a Mac does.
     fn fresh_pid(&mut self) -> u32 {
-        // Bounded, so that a population of nearly every pid cannot loop.
-        for _ in 0..self.processes.len() + 1 {
-            self.last_pid = if self.last_pid >= PID_MAX {
+        // Bounded, so that a population holding nearly every pid (a
+        // `--processes` near 100,000) shares pids rather than loops.
+        for _ in 0..PID_MAX {
+            self.last_pid = if self.last_pid + 1 >= PID_MAX {
                 FIRST_REUSED_PID
             } else {
                 self.last_pid + 1
             };
-            if !self.processes.iter().any(|p| p.pid == self.last_pid) {
+            if self.pids_in_use[self.last_pid as usize] == 0 {
                 break;
             }
         }
         self.last_pid
+    }
+
+    /// Puts `process` in `slot`, in place of the process there, which is
+    /// gone (it exited, unseen) and whose pid is free again.
+    fn replace(&mut self, slot: usize, process: SyntheticProcess) {
+        let gone = self.processes[slot].pid as usize;
+        self.pids_in_use[gone] = self.pids_in_use[gone].saturating_sub(1);
+        let pid = process.pid as usize;
+        self.pids_in_use[pid] = self.pids_in_use[pid].saturating_add(1);
+        self.processes[slot] = process;
     }
 
     /// A pidversion no process has had yet.
@@ -1403,7 +1422,7 @@ mod tests {
             firehose.next_rows(&mut rows);
         }
         let children: Vec<i64> = rows.0.iter().filter_map(|r| r.4).collect();
-        assert!(children.iter().all(|&pid| (100..=99_999).contains(&pid)));
+        assert!(children.iter().all(|&pid| (100..99_999).contains(&pid)));
         let wraps = children.windows(2).filter(|w| w[1] < w[0]).count();
         assert_eq!(wraps, 1, "pids wrap once in 120,000 forks");
         let live: Vec<u32> = firehose.processes.iter().map(|p| p.pid).collect();
