@@ -21,6 +21,12 @@
 //! string of the batch is ASCII, which on `Utf8View` columns read from
 //! dictionary pages cost more than the match itself.
 //!
+//! A `%abc%` pattern is searched for with `memchr`'s vectorised search:
+//! the whole literal when case does not matter for it, else one of its
+//! less common bytes in both cases, each hit then checked in full
+//! ([`Needle`]). A byte-by-byte scan made `filename LIKE '%3be0f548%'`
+//! over 9.5M paths take ten times DuckDB's time.
+//!
 //! On `Utf8View` columns a prefix pattern (`'/Users/%'`, the most common
 //! shape) is first tried on each row's view, which holds the string's length
 //! and first four bytes: a row too short or starting differently is decided
@@ -35,6 +41,7 @@ use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility,
 };
+use memchr::memmem;
 
 use super::functions::ArgColumn;
 
@@ -59,7 +66,7 @@ enum Shape {
     /// `%abc`.
     Suffix(Vec<u8>),
     /// `%abc%`.
-    Contains(Vec<u8>),
+    Contains(Box<Needle>),
     /// Anything else.
     General(Vec<Token>),
     /// Ends in a lone escape character: SQLite matches nothing.
@@ -119,7 +126,9 @@ impl LikePattern {
                 [Token::Many] => Shape::Prefix(Vec::new()),
                 [Token::Literal(l), Token::Many] => Shape::Prefix(l.clone()),
                 [Token::Many, Token::Literal(l)] => Shape::Suffix(l.clone()),
-                [Token::Many, Token::Literal(l), Token::Many] => Shape::Contains(l.clone()),
+                [Token::Many, Token::Literal(l), Token::Many] => {
+                    Shape::Contains(Box::new(Needle::new(l.clone(), case_sensitive)))
+                }
                 _ => Shape::General(tokens),
             }
         };
@@ -139,7 +148,7 @@ impl LikePattern {
             Shape::Suffix(l) => {
                 subject.len() >= l.len() && same(&subject[subject.len() - l.len()..], l, cs)
             }
-            Shape::Contains(l) => contains(subject, l, cs),
+            Shape::Contains(needle) => needle.is_in(subject),
             Shape::General(tokens) => general(tokens, subject, cs),
             Shape::Nothing => false,
         }
@@ -165,18 +174,81 @@ fn same(a: &[u8], l: &[u8], case_sensitive: bool) -> bool {
     }
 }
 
-fn contains(subject: &[u8], l: &[u8], case_sensitive: bool) -> bool {
-    let Some((&first, _)) = l.split_first() else {
-        return true;
-    };
-    if subject.len() < l.len() {
-        return false;
-    }
-    (0..=subject.len() - l.len()).any(|at| {
-        fold(subject[at], case_sensitive) == first
-            && same(&subject[at..at + l.len()], l, case_sensitive)
-    })
+/// The literal of a `%abc%` pattern, ready to be searched for.
+#[derive(Debug, Clone)]
+struct Needle {
+    /// Lower-cased when the match ignores case.
+    literal: Vec<u8>,
+    /// Finds the literal byte for byte: when the match is case-sensitive,
+    /// or the literal has no ASCII letter for folding to change.
+    exact: Option<memmem::Finder<'static>>,
+    /// Otherwise, where in the literal the byte searched for first sits.
+    anchor: usize,
 }
+
+/// Bytes too common in paths and command lines to search for first: a hit
+/// on each would mostly be checked in vain.
+const COMMON_BYTES: &[u8] = b"/.-_ eaoistrnlcu";
+
+impl Needle {
+    fn new(literal: Vec<u8>, case_sensitive: bool) -> Needle {
+        let exact = (case_sensitive || !literal.iter().any(u8::is_ascii_alphabetic))
+            .then(|| memmem::Finder::new(&literal).into_owned());
+        let anchor = literal
+            .iter()
+            .position(|b| !COMMON_BYTES.contains(b))
+            .unwrap_or(0);
+        Needle {
+            literal,
+            exact,
+            anchor,
+        }
+    }
+
+    /// Whether the literal occurs in `subject`, folding ASCII case unless
+    /// [`Needle::exact`] applies.
+    fn is_in(&self, subject: &[u8]) -> bool {
+        let l = &self.literal;
+        if subject.len() < l.len() {
+            return false;
+        }
+        if let Some(finder) = &self.exact {
+            return finder.find(subject).is_some();
+        }
+        // The anchor byte of a match starting at `at` is `subject[at + k]`,
+        // so searching the anchor over `subject[k..]` gives starts directly.
+        let k = self.anchor;
+        let byte = l[k];
+        let starts = &subject[k..subject.len() - (l.len() - 1 - k)];
+        let mut from = 0;
+        while from < starts.len() {
+            let rest = &starts[from..];
+            let hit = if byte.is_ascii_lowercase() {
+                memchr::memchr2(byte, byte.to_ascii_uppercase(), rest)
+            } else {
+                memchr::memchr(byte, rest)
+            };
+            let Some(offset) = hit else {
+                return false;
+            };
+            let at = from + offset;
+            if same(&subject[at..at + l.len()], l, false) {
+                return true;
+            }
+            from = at + 1;
+        }
+        false
+    }
+}
+
+/// Two needles are the same pattern when their literals are.
+impl PartialEq for Needle {
+    fn eq(&self, other: &Needle) -> bool {
+        self.literal == other.literal && self.exact.is_some() == other.exact.is_some()
+    }
+}
+
+impl Eq for Needle {}
 
 /// Bytes in the UTF-8 character that starts with `lead`.
 #[inline]
@@ -291,6 +363,9 @@ impl ScalarUDFImpl for SqliteLike {
                     match (&pattern.shape, subject.as_string_view_opt()) {
                         (Shape::Prefix(literal), Some(views)) => {
                             prefix_over_views(views, literal, case_sensitive)
+                        }
+                        (Shape::Contains(_) | Shape::General(_), Some(views)) => {
+                            remembered_over_views(views, &pattern)
                         }
                         _ => match_each(&subject, |_| Some(&pattern)),
                     }
@@ -422,6 +497,45 @@ fn prefix_over_views(
     BooleanArray::new(values, subject.logical_nulls())
 }
 
+/// `subject LIKE pattern` for every row of a view array, each long
+/// string's answer remembered by its view; the same answers as
+/// [`LikePattern::matches`] row by row.
+///
+/// The Parquet reader decodes a dictionary page into views that point into
+/// the dictionary, so every row of one path carries the same 16-byte view,
+/// and within one array a view names its bytes. A batch of file events
+/// holds a few thousand paths, the hot ones many times over; a search
+/// (`%abc%`, or a pattern with several wildcards) costs a scan of the whole
+/// string, a lookup of its view a hash. The memory is a direct-mapped table
+/// of 4,096 views: a collision forgets, it never answers wrong.
+fn remembered_over_views(subject: &StringViewArray, pattern: &LikePattern) -> BooleanArray {
+    const SLOTS: usize = 4096;
+    let views = subject.views();
+    let nulls = subject.logical_nulls();
+    // A long string's view has a length above 12, so it is never 0, the
+    // mark of an empty slot.
+    let mut seen: Vec<(u128, bool)> = vec![(0, false); SLOTS];
+    let values = BooleanBuffer::collect_bool(views.len(), |row| {
+        // A NULL slot's view is not looked at: it need not be valid.
+        if nulls.as_ref().is_some_and(|n| n.is_null(row)) {
+            return false;
+        }
+        let view = views[row];
+        if view as u32 <= 12 {
+            return pattern.matches(subject.value(row).as_bytes());
+        }
+        let mixed = ((view >> 64) as u64 ^ view as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut seen[(mixed >> 52) as usize];
+        if slot.0 == view {
+            return slot.1;
+        }
+        let answer = pattern.matches(subject.value(row).as_bytes());
+        *slot = (view, answer);
+        answer
+    });
+    BooleanArray::new(values, nulls)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -532,6 +646,77 @@ mod tests {
             assert_eq!(
                 got, expected,
                 "{rows:?} LIKE {literal:?}% (case sensitive: {cs})"
+            );
+        }
+    }
+
+    /// Remembering answers by view must answer as the row-by-row match
+    /// does: repeated views (as from a dictionary page), short inline
+    /// strings, NULLs, `%abc%` and patterns with several wildcards.
+    #[test]
+    fn remembered_over_views_agrees_with_the_row_by_row_match() {
+        let alphabet = ['a', 'A', '/', 'b', 'é', '3', 'x'];
+        let mut next = below(0x2f1e_5b3d_a4c7_9e01);
+        for _ in 0..2_000 {
+            let distinct: Vec<Option<String>> = (0..1 + next(12))
+                .map(|_| {
+                    (next(8) != 0).then(|| {
+                        (0..next(30))
+                            .map(|_| alphabet[next(alphabet.len())])
+                            .collect()
+                    })
+                })
+                .collect();
+            let base = StringViewArray::from_iter(distinct.iter().map(|r| r.as_deref()));
+            // Rows that repeat the same views, as a dictionary page's do.
+            let picks: Vec<u32> = (0..next(60)).map(|_| next(distinct.len()) as u32).collect();
+            let taken = arrow::compute::take(&base, &arrow::array::UInt32Array::from(picks), None)
+                .expect("take");
+            let views = taken.as_string_view().clone();
+            let literal: String = (0..1 + next(4))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            let text = match next(3) {
+                0 => format!("%{literal}%"),
+                1 => format!("%{literal}%{literal}_"),
+                _ => format!("_%{literal}%"),
+            };
+            let cs = next(2) == 0;
+            let pattern = LikePattern::new(&text, cs, None);
+            let expected = match_each(&(Arc::new(views.clone()) as ArrayRef), |_| Some(&pattern));
+            let got = remembered_over_views(&views, &pattern);
+            assert_eq!(
+                got, expected,
+                "{distinct:?} LIKE {text:?} (case sensitive: {cs})"
+            );
+        }
+    }
+
+    /// The vectorised `%abc%` search answers as a scan of every position
+    /// does, on subjects longer than the reference test's: literals with
+    /// and without letters, common and rare anchors, hits near both ends.
+    #[test]
+    fn contains_agrees_with_a_scan_of_every_position() {
+        let scan = |subject: &[u8], l: &[u8], cs: bool| {
+            subject.len() >= l.len()
+                && (0..=subject.len() - l.len()).any(|at| same(&subject[at..at + l.len()], l, cs))
+        };
+        let alphabet = ["a", "A", "b", "B", "/", "3", "é", "e", "x", "X", "."];
+        let mut next = below(0x51_7cc1_b727_220a);
+        for _ in 0..20_000 {
+            let subject: String = (0..next(100))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            let literal: String = (0..next(6))
+                .map(|_| alphabet[next(alphabet.len())])
+                .collect();
+            let cs = next(2) == 0;
+            let pattern = LikePattern::new(&format!("%{literal}%"), cs, None);
+            let folded: Vec<u8> = literal.bytes().map(|b| fold(b, cs)).collect();
+            assert_eq!(
+                pattern.matches(subject.as_bytes()),
+                scan(subject.as_bytes(), &folded, cs),
+                "{subject:?} LIKE %{literal:?}% (case sensitive: {cs})"
             );
         }
     }
