@@ -241,7 +241,8 @@ impl Needle {
     }
 }
 
-/// Two needles are the same pattern when their literals are.
+/// Two needles are the same pattern when their literals are, and both or
+/// neither match byte for byte.
 impl PartialEq for Needle {
     fn eq(&self, other: &Needle) -> bool {
         self.literal == other.literal && self.exact.is_some() == other.exact.is_some()
