@@ -67,8 +67,10 @@ enum Shape {
     Suffix(Vec<u8>),
     /// `%abc%`.
     Contains(Box<Needle>),
-    /// Anything else.
-    General(Vec<Token>),
+    /// Anything else: the tokens, and for each literal right after a `%`
+    /// its [`Needle`], to find where it next occurs rather than try it at
+    /// every character.
+    General(Vec<Token>, Vec<Option<Needle>>),
     /// Ends in a lone escape character: SQLite matches nothing.
     Nothing,
 }
@@ -129,7 +131,19 @@ impl LikePattern {
                 [Token::Many, Token::Literal(l), Token::Many] => {
                     Shape::Contains(Box::new(Needle::new(l.clone(), case_sensitive)))
                 }
-                _ => Shape::General(tokens),
+                _ => {
+                    let needles = (0..tokens.len())
+                        .map(
+                            |t| match (t.checked_sub(1).map(|p| &tokens[p]), &tokens[t]) {
+                                (Some(Token::Many), Token::Literal(l)) => {
+                                    Some(Needle::new(l.clone(), case_sensitive))
+                                }
+                                _ => None,
+                            },
+                        )
+                        .collect();
+                    Shape::General(tokens, needles)
+                }
             }
         };
         LikePattern {
@@ -149,7 +163,7 @@ impl LikePattern {
                 subject.len() >= l.len() && same(&subject[subject.len() - l.len()..], l, cs)
             }
             Shape::Contains(needle) => needle.is_in(subject),
-            Shape::General(tokens) => general(tokens, subject, cs),
+            Shape::General(tokens, needles) => general(tokens, needles, subject, cs),
             Shape::Nothing => false,
         }
     }
@@ -208,12 +222,17 @@ impl Needle {
     /// Whether the literal occurs in `subject`, folding ASCII case unless
     /// [`Needle::exact`] applies.
     fn is_in(&self, subject: &[u8]) -> bool {
+        self.find(subject).is_some()
+    }
+
+    /// Where the literal first occurs in `subject`.
+    fn find(&self, subject: &[u8]) -> Option<usize> {
         let l = &self.literal;
         if subject.len() < l.len() {
-            return false;
+            return None;
         }
         if let Some(finder) = &self.exact {
-            return finder.find(subject).is_some();
+            return finder.find(subject);
         }
         // The anchor byte of a match starting at `at` is `subject[at + k]`,
         // so searching the anchor over `subject[k..]` gives starts directly.
@@ -228,16 +247,13 @@ impl Needle {
             } else {
                 memchr::memchr(byte, rest)
             };
-            let Some(offset) = hit else {
-                return false;
-            };
-            let at = from + offset;
+            let at = from + hit?;
             if same(&subject[at..at + l.len()], l, false) {
-                return true;
+                return Some(at);
             }
             from = at + 1;
         }
-        false
+        None
     }
 }
 
@@ -265,16 +281,35 @@ fn char_len(lead: u8) -> usize {
 /// Wildcard matching with one backtracking point, the latest `%`: when a
 /// later token fails, the `%` takes one more character and the tokens after
 /// it are tried again. Earlier `%`s never need to give anything back, since
-/// the latest one can absorb whatever they would have.
-fn general(tokens: &[Token], s: &[u8], case_sensitive: bool) -> bool {
+/// the latest one can absorb whatever they would have. A literal right
+/// after the latest `%` is searched for (`needles`): the `%` would take
+/// characters one by one until it matched, and if it occurs nowhere
+/// further on, taking more cannot help.
+fn general(tokens: &[Token], needles: &[Option<Needle>], s: &[u8], case_sensitive: bool) -> bool {
     let (mut t, mut i) = (0, 0);
     let mut resume: Option<(usize, usize)> = None;
     loop {
+        // The literal right after the latest `%`, if that is where we are.
+        let search = needles
+            .get(t)
+            .and_then(Option::as_ref)
+            .filter(|_| matches!(resume, Some((after, _)) if after == t));
         let advanced = match tokens.get(t) {
             Some(Token::Many) => {
                 resume = Some((t + 1, i));
                 t += 1;
                 continue;
+            }
+            Some(Token::Literal(l)) if search.is_some() => {
+                match search.and_then(|needle| needle.find(&s[i..])) {
+                    Some(at) => {
+                        // A later failure resumes after this occurrence.
+                        resume = Some((t, i + at));
+                        i += at + l.len();
+                        true
+                    }
+                    None => return false,
+                }
             }
             Some(Token::One) if i < s.len() => {
                 i = (i + char_len(s[i])).min(s.len());
@@ -365,7 +400,7 @@ impl ScalarUDFImpl for SqliteLike {
                         (Shape::Prefix(literal), Some(views)) => {
                             prefix_over_views(views, literal, case_sensitive)
                         }
-                        (Shape::Contains(_) | Shape::General(_), Some(views)) => {
+                        (Shape::Contains(_) | Shape::General(..), Some(views)) => {
                             remembered_over_views(views, &pattern)
                         }
                         _ => match_each(&subject, |_| Some(&pattern)),
