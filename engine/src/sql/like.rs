@@ -289,11 +289,10 @@ fn general(tokens: &[Token], needles: &[Option<Needle>], s: &[u8], case_sensitiv
     let (mut t, mut i) = (0, 0);
     let mut resume: Option<(usize, usize)> = None;
     loop {
-        // The literal right after the latest `%`, if that is where we are.
-        let search = needles
-            .get(t)
-            .and_then(Option::as_ref)
-            .filter(|_| matches!(resume, Some((after, _)) if after == t));
+        // A literal right after a `%`: that `%` is the latest one, since
+        // tokens are taken in order and a retry goes back only to the token
+        // after the latest `%`.
+        let search = needles.get(t).and_then(Option::as_ref);
         let advanced = match tokens.get(t) {
             Some(Token::Many) => {
                 resume = Some((t + 1, i));
@@ -617,6 +616,29 @@ mod tests {
         }
     }
 
+    /// `len` characters of `alphabet`, drawn by `next`.
+    fn drawn(next: &mut impl FnMut(usize) -> usize, alphabet: &[char], len: usize) -> String {
+        (0..len).map(|_| alphabet[next(alphabet.len())]).collect()
+    }
+
+    /// `count` rows, one in eight NULL, the rest of up to `max_len - 1`
+    /// characters of `alphabet`.
+    fn drawn_rows(
+        next: &mut impl FnMut(usize) -> usize,
+        alphabet: &[char],
+        count: usize,
+        max_len: usize,
+    ) -> Vec<Option<String>> {
+        (0..count)
+            .map(|_| {
+                (next(8) != 0).then(|| {
+                    let len = next(max_len);
+                    drawn(next, alphabet, len)
+                })
+            })
+            .collect()
+    }
+
     fn like(subject: &str, pattern: &str) -> bool {
         LikePattern::new(pattern, false, None).matches(subject.as_bytes())
     }
@@ -659,18 +681,10 @@ mod tests {
         let alphabet = ['a', 'A', '/', 'U', 'u', 'é', '@', '`', 'z', 'Z'];
         let mut next = below(0x9e37_79b9_7f4a_7c15);
         for _ in 0..2_000 {
-            let rows: Vec<Option<String>> = (0..next(40))
-                .map(|_| {
-                    (next(8) != 0).then(|| {
-                        (0..next(24))
-                            .map(|_| alphabet[next(alphabet.len())])
-                            .collect()
-                    })
-                })
-                .collect();
-            let literal: String = (0..next(16))
-                .map(|_| alphabet[next(alphabet.len())])
-                .collect();
+            let count = next(40);
+            let rows = drawn_rows(&mut next, &alphabet, count, 24);
+            let len = next(16);
+            let literal = drawn(&mut next, &alphabet, len);
             let cs = next(2) == 0;
             let pattern = LikePattern::new(&format!("{literal}%"), cs, None);
             let Shape::Prefix(folded) = &pattern.shape else {
@@ -694,24 +708,16 @@ mod tests {
         let alphabet = ['a', 'A', '/', 'b', 'é', '3', 'x'];
         let mut next = below(0x2f1e_5b3d_a4c7_9e01);
         for _ in 0..2_000 {
-            let distinct: Vec<Option<String>> = (0..1 + next(12))
-                .map(|_| {
-                    (next(8) != 0).then(|| {
-                        (0..next(30))
-                            .map(|_| alphabet[next(alphabet.len())])
-                            .collect()
-                    })
-                })
-                .collect();
+            let count = 1 + next(12);
+            let distinct = drawn_rows(&mut next, &alphabet, count, 30);
             let base = StringViewArray::from_iter(distinct.iter().map(|r| r.as_deref()));
             // Rows that repeat the same views, as a dictionary page's do.
             let picks: Vec<u32> = (0..next(60)).map(|_| next(distinct.len()) as u32).collect();
             let taken = arrow::compute::take(&base, &arrow::array::UInt32Array::from(picks), None)
                 .expect("take");
             let views = taken.as_string_view().clone();
-            let literal: String = (0..1 + next(4))
-                .map(|_| alphabet[next(alphabet.len())])
-                .collect();
+            let len = 1 + next(4);
+            let literal = drawn(&mut next, &alphabet, len);
             let text = match next(3) {
                 0 => format!("%{literal}%"),
                 1 => format!("%{literal}%{literal}_"),
@@ -737,15 +743,13 @@ mod tests {
             subject.len() >= l.len()
                 && (0..=subject.len() - l.len()).any(|at| same(&subject[at..at + l.len()], l, cs))
         };
-        let alphabet = ["a", "A", "b", "B", "/", "3", "é", "e", "x", "X", "."];
+        let alphabet = ['a', 'A', 'b', 'B', '/', '3', 'é', 'e', 'x', 'X', '.'];
         let mut next = below(0x51_7cc1_b727_220a);
         for _ in 0..20_000 {
-            let subject: String = (0..next(100))
-                .map(|_| alphabet[next(alphabet.len())])
-                .collect();
-            let literal: String = (0..next(6))
-                .map(|_| alphabet[next(alphabet.len())])
-                .collect();
+            let len = next(100);
+            let subject = drawn(&mut next, &alphabet, len);
+            let len = next(6);
+            let literal = drawn(&mut next, &alphabet, len);
             let cs = next(2) == 0;
             let pattern = LikePattern::new(&format!("%{literal}%"), cs, None);
             let folded: Vec<u8> = literal.bytes().map(|b| fold(b, cs)).collect();
@@ -764,14 +768,12 @@ mod tests {
         let alphabet = ['a', 'A', 'b', '%', '_', '!', 'é', 'É', '/'];
         let mut next = below(0x2545_f491_4f6c_dd1d);
         for _ in 0..200_000 {
-            let pattern: Vec<char> = (0..next(7))
-                .map(|_| alphabet[next(alphabet.len())])
-                .collect();
+            let len = next(7);
+            let pattern: Vec<char> = drawn(&mut next, &alphabet, len).chars().collect();
             // Subjects take no wildcard characters other than literal ones
             // the escape can name.
-            let subject: Vec<char> = (0..next(8))
-                .map(|_| alphabet[next(alphabet.len())])
-                .collect();
+            let len = next(8);
+            let subject: Vec<char> = drawn(&mut next, &alphabet, len).chars().collect();
             let cs = next(2) == 0;
             let escape = if next(2) == 0 { Some('!') } else { None };
             let (p, s): (String, String) = (pattern.iter().collect(), subject.iter().collect());
