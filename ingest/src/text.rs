@@ -42,10 +42,12 @@ impl TextWithBytesBuilder {
     }
 
     /// Takes the values appended so far as (text, sidecar) and leaves the
-    /// builder empty.
+    /// builder empty, with room for as many values and bytes.
     pub fn finish(&mut self) -> (ArrayRef, ArrayRef) {
         let bytes = self.bytes.finish();
         let rows = bytes.len();
+        // Room for a batch like this one (see `crate::builders::FinishPresized`).
+        self.bytes = BinaryBuilder::with_capacity(rows, bytes.values().len());
         match StringArray::try_from_binary(bytes.clone()) {
             Ok(text) => (Arc::new(text), Arc::new(BinaryArray::new_null(rows))),
             Err(_) => {

@@ -10,17 +10,15 @@
 
 use std::fmt::{Display, Write as _};
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder,
-    TimestampNanosecondBuilder,
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{PROCESS_EVENTS, PROCESS_FILE_EVENTS, SOCKET_EVENTS, USER_EVENTS};
 
-use super::{EventIds, digits};
+use super::{EventIds, FinishPresized, digits};
 use crate::text::{append_text, append_text_with_bytes};
 
 /// Splits nanoseconds into osquery's whole-second `time`.
@@ -54,53 +52,6 @@ fn append_decimal(out: &mut StringBuilder, value: Option<i64>) {
         None => out.append_null(),
         Some(v) if v < 0 => out.append_value(v.to_string()),
         Some(v) => out.append_value(digits(&mut [0; 24], v as u64, 10, 1)),
-    }
-}
-
-/// Finishing a column and sizing its next buffers like this batch's: the
-/// batches of a stream are alike, so the next one fills without growing
-/// (and copying) its buffers again and again.
-trait FinishPresized {
-    fn finish_presized(&mut self) -> ArrayRef;
-}
-
-impl FinishPresized for Int64Builder {
-    fn finish_presized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = Int64Builder::with_capacity(array.len());
-        Arc::new(array)
-    }
-}
-
-impl FinishPresized for Int32Builder {
-    fn finish_presized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = Int32Builder::with_capacity(array.len());
-        Arc::new(array)
-    }
-}
-
-impl FinishPresized for StringBuilder {
-    fn finish_presized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = StringBuilder::with_capacity(array.len(), array.values().len());
-        Arc::new(array)
-    }
-}
-
-impl FinishPresized for BinaryBuilder {
-    fn finish_presized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = BinaryBuilder::with_capacity(array.len(), array.values().len());
-        Arc::new(array)
-    }
-}
-
-impl FinishPresized for TimestampNanosecondBuilder {
-    fn finish_presized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = TimestampNanosecondBuilder::with_capacity(array.len()).with_timezone("UTC");
-        Arc::new(array)
     }
 }
 

@@ -1,8 +1,6 @@
 //! Builders for the two EndpointSecurity tables, `es_process_events` and
 //! `es_process_file_events`.
 
-use std::sync::Arc;
-
 use arrow::array::{
     ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
 };
@@ -10,7 +8,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS};
 
-use super::EventIds;
+use super::{EventIds, FinishPresized};
 use crate::text::{TextWithBytesBuilder, append_text};
 
 /// One row of `es_process_events`, borrowed from the decoder's buffers.
@@ -300,39 +298,39 @@ impl EsProcessEventsBuilder {
         let (env, env_bytes) = self.env.finish();
         let (cwd, cwd_bytes) = self.cwd.finish();
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.version.finish()),
-            Arc::new(self.seq_num.finish()),
-            Arc::new(self.global_seq_num.finish()),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.pidversion.finish()),
+            self.version.finish_presized(),
+            self.seq_num.finish_presized(),
+            self.global_seq_num.finish_presized(),
+            self.pid.finish_presized(),
+            self.pidversion.finish_presized(),
             path,
-            Arc::new(self.parent.finish()),
-            Arc::new(self.original_parent.finish()),
-            Arc::new(self.session_id.finish()),
-            Arc::new(self.responsible_pid.finish()),
-            Arc::new(self.responsible_pidversion.finish()),
-            Arc::new(self.parent_pidversion.finish()),
+            self.parent.finish_presized(),
+            self.original_parent.finish_presized(),
+            self.session_id.finish_presized(),
+            self.responsible_pid.finish_presized(),
+            self.responsible_pidversion.finish_presized(),
+            self.parent_pidversion.finish_presized(),
             cmdline,
-            Arc::new(self.cmdline_count.finish()),
+            self.cmdline_count.finish_presized(),
             env,
-            Arc::new(self.env_count.finish()),
+            self.env_count.finish_presized(),
             cwd,
-            Arc::new(self.uid.finish()),
-            Arc::new(self.euid.finish()),
-            Arc::new(self.gid.finish()),
-            Arc::new(self.egid.finish()),
-            Arc::new(self.username.finish()),
-            Arc::new(self.signing_id.finish()),
-            Arc::new(self.team_id.finish()),
-            Arc::new(self.cdhash.finish()),
-            Arc::new(self.platform_binary.finish()),
-            Arc::new(self.exit_code.finish()),
-            Arc::new(self.child_pid.finish()),
-            Arc::new(self.time.finish()),
-            Arc::new(self.event_type.finish()),
-            Arc::new(self.eid.finish()),
-            Arc::new(self.codesigning_flags.finish()),
-            Arc::new(self.time_ns.finish()),
+            self.uid.finish_presized(),
+            self.euid.finish_presized(),
+            self.gid.finish_presized(),
+            self.egid.finish_presized(),
+            self.username.finish_presized(),
+            self.signing_id.finish_presized(),
+            self.team_id.finish_presized(),
+            self.cdhash.finish_presized(),
+            self.platform_binary.finish_presized(),
+            self.exit_code.finish_presized(),
+            self.child_pid.finish_presized(),
+            self.time.finish_presized(),
+            self.event_type.finish_presized(),
+            self.eid.finish_presized(),
+            self.codesigning_flags.finish_presized(),
+            self.time_ns.finish_presized(),
             path_bytes,
             cmdline_bytes,
             env_bytes,
@@ -422,18 +420,18 @@ impl EsProcessFileEventsBuilder {
         let (filename, filename_bytes) = self.filename.finish();
         let (dest_filename, dest_filename_bytes) = self.dest_filename.finish();
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.version.finish()),
-            Arc::new(self.seq_num.finish()),
-            Arc::new(self.global_seq_num.finish()),
-            Arc::new(self.pid.finish()),
-            Arc::new(self.parent.finish()),
+            self.version.finish_presized(),
+            self.seq_num.finish_presized(),
+            self.global_seq_num.finish_presized(),
+            self.pid.finish_presized(),
+            self.parent.finish_presized(),
             path,
             filename,
             dest_filename,
-            Arc::new(self.event_type.finish()),
-            Arc::new(self.time.finish()),
-            Arc::new(self.eid.finish()),
-            Arc::new(self.time_ns.finish()),
+            self.event_type.finish_presized(),
+            self.time.finish_presized(),
+            self.eid.finish_presized(),
+            self.time_ns.finish_presized(),
             path_bytes,
             filename_bytes,
             dest_filename_bytes,
