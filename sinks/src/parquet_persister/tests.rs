@@ -223,12 +223,14 @@ fn files_are_zstd_with_statistics_and_page_index() {
 }
 
 #[test]
-fn text_with_a_raw_bytes_sidecar_is_written_without_statistics() {
+fn statistics_are_kept_only_where_they_can_skip() {
     let data = tempfile::tempdir().unwrap();
     let persister = ParquetPersister::new(data.path());
     let schema = Arc::new(Schema::new(vec![
         Field::new("path", DataType::Utf8, true),
         Field::new("event_type", DataType::Utf8, true),
+        Field::new("pid", DataType::Int64, true),
+        Field::new("username", DataType::Utf8, true),
         Field::new("time", DataType::Int64, true),
         Field::new("path_bytes", DataType::Binary, true),
     ]));
@@ -240,6 +242,8 @@ fn text_with_a_raw_bytes_sidecar_is_written_without_statistics() {
                 (0..rows).map(|i| format!("/Users/alice/{i}")),
             )),
             Arc::new(StringArray::from_iter_values((0..rows).map(|_| "open"))),
+            Arc::new(Int64Array::from_iter_values((0..rows).map(|i| 100 + i * 7))),
+            Arc::new(StringArray::from_iter_values((0..rows).map(|_| "alice"))),
             Arc::new(Int64Array::from_iter_values((0..rows).map(|i| T0 + i))),
             Arc::new(arrow::array::BinaryArray::new_null(rows as usize)),
         ],
@@ -250,10 +254,12 @@ fn text_with_a_raw_bytes_sidecar_is_written_without_statistics() {
     let (metadata, read_back) = read(&published[0]);
     assert_eq!(read_back, batch);
     let chunk = |name: &str| metadata.row_group(0).column(schema.index_of(name).unwrap());
-    // The free-text column has none; the others keep theirs, the sidecar's
-    // null count included.
+    // Free text and the unordered identifiers have none; the others keep
+    // theirs, the sidecar's null count included.
     assert!(chunk("path").statistics().is_none());
-    assert!(chunk("event_type").statistics().is_some());
+    assert!(chunk("event_type").statistics().is_none());
+    assert!(chunk("pid").statistics().is_none());
+    assert!(chunk("username").statistics().is_some());
     assert!(chunk("time").statistics().is_some());
     let sidecar = chunk("path_bytes").statistics().unwrap();
     assert_eq!(sidecar.null_count_opt(), Some(rows as u64));
