@@ -76,6 +76,10 @@ fn tiny_run_writes_a_consistent_report_table_and_chart() {
             "1",
             "--batch-rows",
             "4096",
+            // The max run's final roll (about 19,000 rows) is encoded on
+            // three threads.
+            "--encoding-threads",
+            "3",
             "--no-baseline",
             "--data-dir",
             data.to_str().unwrap(),
@@ -90,7 +94,10 @@ fn tiny_run_writes_a_consistent_report_table_and_chart() {
     assert!(stdout.contains("stored/s"), "{stdout}");
     assert!(stdout.contains("es_process_file_events"), "{stdout}");
 
+    assert!(stdout.contains("on 3 encoding threads"), "{stdout}");
+
     let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(u(&report["storage"], "encoding_threads"), 3);
     let runs = report["runs"].as_array().expect("runs");
     let kinds: Vec<(String, String)> = runs.iter().map(check_run).collect();
     assert_eq!(
@@ -258,6 +265,7 @@ fn bad_flags_are_usage_errors() {
     for args in [
         &["bench", "firehose", "--mix", "opn=1"][..],
         &["bench", "firehose", "--batch-rows", "0"],
+        &["bench", "firehose", "--encoding-threads", "0"],
         &["bench", "firehose", "--duration-secs", "0"],
         &["bench", "firehose", "--history-hours", "0"],
     ] {

@@ -129,6 +129,11 @@ pub struct FirehoseArgs {
     /// Rows per batch handed to the writer (over both tables).
     #[arg(long, default_value_t = ReplayOptions::default().batch_rows)]
     pub batch_rows: usize,
+    /// Threads that encode one Parquet file's columns side by side; 1
+    /// encodes them one after another on the roller's thread [default: the
+    /// host's cores, at most 4, as sluice ships].
+    #[arg(long, value_name = "N")]
+    pub encoding_threads: Option<usize>,
     /// Skip the RocksDB baseline even when it is built in.
     #[arg(long)]
     pub no_baseline: bool,
@@ -784,9 +789,14 @@ pub(crate) fn sluice_queries(
 /// Runs `sluice bench firehose`. `None` when `--write-jsonl` only wrote
 /// the generator's lines.
 pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchError> {
-    if args.batch_rows == 0 || args.memory_budget_mib == 0 || args.roll_mib == 0 {
+    if args.batch_rows == 0
+        || args.memory_budget_mib == 0
+        || args.roll_mib == 0
+        || args.encoding_threads == Some(0)
+    {
         return Err(BenchError::Usage(
-            "--batch-rows, --memory-budget-mib and --roll-mib must be at least 1".into(),
+            "--batch-rows, --memory-budget-mib, --roll-mib and --encoding-threads must be at least 1"
+                .into(),
         ));
     }
     if !(args.duration_secs > 0.0 && args.roll_age_secs > 0.0) {
@@ -841,7 +851,7 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
             fsync: args.wal_fsync,
             ..WalOptions::default()
         },
-        persist: PersistOptions::default(),
+        persist: persist_options(args),
         roll_bytes,
         roll_age: Duration::from_secs_f64(args.roll_age_secs),
         // Room for the roll being encoded, the next roll of the same
@@ -961,6 +971,15 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
     }))
 }
 
+/// The Parquet settings sluice ships with, but for `--encoding-threads`.
+fn persist_options(args: &FirehoseArgs) -> PersistOptions {
+    let shipped = PersistOptions::default();
+    PersistOptions {
+        encoding_threads: args.encoding_threads.unwrap_or(shipped.encoding_threads),
+        ..shipped
+    }
+}
+
 fn progress_line(r: &RunReport) -> String {
     format!(
         "  {} {} {}: {} events in {:.2} s, {:.0} stored/s",
@@ -994,6 +1013,7 @@ impl FirehoseReport {
             storage: StorageSettings {
                 wal_fsync: format!("{:?}", args.wal_fsync),
                 compression: format!("zstd({})", PersistOptions::DEFAULT_ZSTD_LEVEL),
+                encoding_threads: persist_options(args).encoding_threads,
                 roll_bytes: args.roll_mib << 20,
                 roll_age_secs: args.roll_age_secs,
                 queue_budget_bytes: args.memory_budget_mib << 20,

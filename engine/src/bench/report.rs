@@ -44,6 +44,8 @@ pub struct StorageSettings {
     pub wal_fsync: String,
     /// Parquet compression.
     pub compression: String,
+    /// Threads encoding one Parquet file's columns.
+    pub encoding_threads: usize,
     /// A table is rolled to Parquet once it holds this much Arrow memory.
     pub roll_bytes: usize,
     /// … or once its oldest batch is this old.
@@ -300,9 +302,11 @@ impl FirehoseReport {
         let s = &self.storage;
         let _ = writeln!(
             out,
-            "storage: WAL fsync {}, Parquet {}, roll at {} MiB or {:.0} s, queue {} MiB, batches of {} rows",
+            "storage: WAL fsync {}, Parquet {} on {} encoding thread{}, roll at {} MiB or {:.0} s, queue {} MiB, batches of {} rows",
             s.wal_fsync,
             s.compression,
+            s.encoding_threads,
+            if s.encoding_threads == 1 { "" } else { "s" },
             s.roll_bytes >> 20,
             s.roll_age_secs,
             s.queue_budget_bytes >> 20,

@@ -750,3 +750,84 @@ fn equal_seconds_out_of_nanosecond_order_are_not_taken_as_sorted() {
         .unwrap();
     assert_eq!(filenames(&read(&paths[0]).1), ["first", "second"]);
 }
+
+/// Columns encoded side by side make the same file, byte for byte, as
+/// columns encoded one after another, however the parts fall across row
+/// groups.
+#[test]
+fn columns_encoded_side_by_side_make_the_same_file() {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("pid", DataType::Int64, true),
+        Field::new("filename", DataType::Utf8, true),
+        Field::new("time", DataType::Int64, true),
+        Field::new(
+            "time_ns",
+            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+            true,
+        ),
+        Field::new("eid", DataType::Utf8, true),
+        Field::new("filename_bytes", DataType::Binary, true),
+    ]));
+    let mut next = 0usize;
+    let mut part = |rows: usize| {
+        let start = next;
+        next += rows;
+        let ids = start..start + rows;
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter(
+                    ids.clone()
+                        .map(|i| (i % 11 != 0).then_some((i * 7919 % 5000) as i64)),
+                )),
+                Arc::new(StringArray::from_iter(ids.clone().map(|i| {
+                    (i % 13 != 0).then(|| format!("/Users/alice/Library/Caches/{}", i * 31 % 700))
+                }))),
+                Arc::new(Int64Array::from_iter_values(
+                    ids.clone().map(|i| T0 + (i / 1000) as i64),
+                )),
+                Arc::new(
+                    TimestampNanosecondArray::from_iter_values(
+                        ids.clone()
+                            .map(|i| (T0 + (i / 1000) as i64) * 1_000_000_000 + i as i64),
+                    )
+                    .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from_iter_values(
+                    ids.clone().map(|i| format!("{i:010}")),
+                )),
+                Arc::new(arrow::array::BinaryArray::new_null(rows)),
+            ],
+        )
+        .unwrap()
+    };
+    let parts = vec![part(5_000), part(7_000), part(3_001)];
+    let written = |threads: usize| {
+        let data = tempfile::tempdir().unwrap();
+        let options = PersistOptions {
+            max_row_group_rows: 4_096,
+            encoding_threads: threads,
+            ..PersistOptions::default()
+        };
+        let persister = ParquetPersister::with_options(data.path(), options);
+        let published = persister.persist_run_tagged(TABLE, &parts, None).unwrap();
+        assert_eq!(published.len(), 1);
+        let (metadata, rows) = read(&published[0]);
+        assert_eq!(
+            metadata.num_row_groups(),
+            4,
+            "15,001 rows in groups of 4,096"
+        );
+        let all = arrow::compute::concat_batches(&schema, &parts).unwrap();
+        assert_eq!(rows, all);
+        std::fs::read(&published[0]).unwrap()
+    };
+    let serial = written(1);
+    assert_eq!(written(2), serial);
+    assert_eq!(written(3), serial);
+    assert_eq!(
+        written(8),
+        serial,
+        "more threads than a row group has columns"
+    );
+}
