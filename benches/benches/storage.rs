@@ -148,6 +148,15 @@ fn storage(c: &mut Criterion) {
     };
     for (name, options) in [
         ("zstd_1".to_string(), PersistOptions::default()),
+        // The shipped settings with every column encoded on the calling
+        // thread, against the default's side-by-side encoding.
+        (
+            "zstd_1_one_encoding_thread".to_string(),
+            PersistOptions {
+                encoding_threads: 1,
+                ..PersistOptions::default()
+            },
+        ),
         (
             "zstd_3".to_string(),
             PersistOptions {

@@ -18,15 +18,20 @@ use super::*;
 
 const TABLE: &str = "es_process_file_events";
 
+/// The nullable UTC `time_ns` column every event table has.
+fn time_ns_field() -> Field {
+    Field::new(
+        "time_ns",
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        true,
+    )
+}
+
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("filename", DataType::Utf8, true),
         Field::new("time", DataType::Int64, true),
-        Field::new(
-            "time_ns",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            true,
-        ),
+        time_ns_field(),
     ]))
 }
 
@@ -548,11 +553,7 @@ fn column_encodings(path: &Path) -> Vec<(String, Vec<parquet::basic::Encoding>)>
 fn counter_batch(rows: i64) -> RecordBatch {
     let schema = Arc::new(Schema::new(vec![
         Field::new("time", DataType::Int64, true),
-        Field::new(
-            "time_ns",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            true,
-        ),
+        time_ns_field(),
         Field::new("seq_num", DataType::Int64, true),
         Field::new("global_seq_num", DataType::Int64, true),
         Field::new("eid", DataType::Utf8, true),
@@ -760,11 +761,7 @@ fn columns_encoded_side_by_side_make_the_same_file() {
         Field::new("pid", DataType::Int64, true),
         Field::new("filename", DataType::Utf8, true),
         Field::new("time", DataType::Int64, true),
-        Field::new(
-            "time_ns",
-            DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
-            true,
-        ),
+        time_ns_field(),
         Field::new("eid", DataType::Utf8, true),
         Field::new("filename_bytes", DataType::Binary, true),
     ]));
