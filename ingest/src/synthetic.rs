@@ -507,7 +507,11 @@ fn member_bits(root: usize, dir: u32, file: u32) -> u64 {
 fn push_hex(out: &mut Vec<u8>, value: u64, digits: usize) {
     let digits = digits.min(16);
     let mut text = [0u8; 16];
-    text[..8].copy_from_slice(&hex8((value >> 32) as u32));
+    // The high half only when its digits are asked for (directory names
+    // take eight).
+    if digits > 8 {
+        text[..8].copy_from_slice(&hex8((value >> 32) as u32));
+    }
     text[8..].copy_from_slice(&hex8(value as u32));
     // One capacity check for the whole name instead of one per digit.
     out.extend_from_slice(&text[16 - digits..]);

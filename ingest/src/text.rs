@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, StringArray, StringBuilder};
 
+use crate::builders::finish_bytes_presized;
+
 /// A text column and its raw-bytes sidecar, built together. Values are
 /// collected as bytes; [`finish`](Self::finish) checks the batch's bytes as
 /// UTF-8 in one pass (with arrow's check that no value splits a character)
@@ -44,10 +46,9 @@ impl TextWithBytesBuilder {
     /// Takes the values appended so far as (text, sidecar) and leaves the
     /// builder empty, with room for as many values and bytes.
     pub fn finish(&mut self) -> (ArrayRef, ArrayRef) {
-        let bytes = self.bytes.finish();
+        // Room left for a batch like this one.
+        let bytes = finish_bytes_presized(&mut self.bytes);
         let rows = bytes.len();
-        // Room for a batch like this one (see `crate::builders::FinishPresized`).
-        self.bytes = BinaryBuilder::with_capacity(rows, bytes.values().len());
         match StringArray::try_from_binary(bytes.clone()) {
             Ok(text) => (Arc::new(text), Arc::new(BinaryArray::new_null(rows))),
             Err(_) => {

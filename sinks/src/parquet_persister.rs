@@ -665,37 +665,13 @@ fn encoding_cost(column: &dyn Array) -> usize {
     if column.null_count() == rows {
         return rows / 64;
     }
-    let bytes = match column.data_type() {
-        DataType::Utf8 => {
-            column
-                .as_string::<i32>()
-                .offsets()
-                .last()
-                .copied()
-                .unwrap_or(0)
-                - column
-                    .as_string::<i32>()
-                    .offsets()
-                    .first()
-                    .copied()
-                    .unwrap_or(0)
-        }
-        DataType::Binary => {
-            column
-                .as_binary::<i32>()
-                .offsets()
-                .last()
-                .copied()
-                .unwrap_or(0)
-                - column
-                    .as_binary::<i32>()
-                    .offsets()
-                    .first()
-                    .copied()
-                    .unwrap_or(0)
-        }
-        _ => 0,
+    let offsets = match column.data_type() {
+        DataType::Utf8 => Some(column.as_string::<i32>().offsets()),
+        DataType::Binary => Some(column.as_binary::<i32>().offsets()),
+        _ => None,
     };
+    // Offsets hold one more entry than there are values, so never none.
+    let bytes = offsets.map_or(0, |o| o[o.len() - 1] - o[0]);
     16 * rows + usize::try_from(bytes).unwrap_or(0)
 }
 

@@ -24,7 +24,8 @@ pub use osquery_events::{EventCountersRow, PublisherCounters, counter_rows, osqu
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, GenericByteBuilder, PrimitiveBuilder, StringBuilder,
+    Array, ArrayRef, ArrowPrimitiveType, GenericByteArray, GenericByteBuilder, PrimitiveBuilder,
+    StringBuilder,
 };
 use arrow::datatypes::ByteArrayType;
 
@@ -51,10 +52,18 @@ impl<T: ArrowPrimitiveType> FinishPresized for PrimitiveBuilder<T> {
 
 impl<T: ByteArrayType> FinishPresized for GenericByteBuilder<T> {
     fn finish_presized(&mut self) -> ArrayRef {
-        let array = self.finish();
-        *self = GenericByteBuilder::<T>::with_capacity(array.len(), array.values().len());
-        Arc::new(array)
+        Arc::new(finish_bytes_presized(self))
     }
+}
+
+/// [`FinishPresized`] for a byte builder, keeping the array's own type for
+/// callers that look at its bytes before they hand it on.
+pub(crate) fn finish_bytes_presized<T: ByteArrayType>(
+    builder: &mut GenericByteBuilder<T>,
+) -> GenericByteArray<T> {
+    let array = builder.finish();
+    *builder = GenericByteBuilder::<T>::with_capacity(array.len(), array.values().len());
+    array
 }
 
 /// Writes `v` in `radix` (8 or 10) into the end of `buf`, at least
