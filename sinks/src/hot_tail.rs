@@ -29,7 +29,13 @@ pub struct HotBatch {
     pub seq: u64,
     /// The rows.
     pub batch: RecordBatch,
-    /// Arrow memory of `batch`, as counted against the budget.
+    /// The same rows as the WAL logged them, repetitive text as dictionaries
+    /// (see `wal/dictionary.rs`): the roll writes these, so that Parquet
+    /// takes the dictionaries as they are instead of hashing every row's
+    /// text again. The same as `batch` for batches replayed from the WAL.
+    pub for_parquet: RecordBatch,
+    /// Arrow memory of `batch`, and of the dictionaries in `for_parquet`,
+    /// as counted against the budget.
     pub bytes: usize,
     /// When it entered the tail.
     pub appended: Instant,
@@ -105,7 +111,27 @@ impl HotTail {
 
     /// Adds a batch of `table` that the WAL numbered `seq`.
     pub fn push(&self, table: &str, seq: u64, batch: RecordBatch) {
-        let bytes = batch.get_array_memory_size();
+        self.push_logged(table, seq, batch.clone(), batch);
+    }
+
+    /// [`HotTail::push`], with the batch as the WAL logged it (see
+    /// [`HotBatch::for_parquet`]); `logged` holds the rows of `batch`.
+    pub(crate) fn push_logged(
+        &self,
+        table: &str,
+        seq: u64,
+        batch: RecordBatch,
+        logged: RecordBatch,
+    ) {
+        // The columns the WAL replaced are new memory; the rest are shared.
+        let dictionaries: usize = logged
+            .columns()
+            .iter()
+            .zip(batch.columns())
+            .filter(|(logged, plain)| logged.data_type() != plain.data_type())
+            .map(|(logged, _)| logged.get_array_memory_size())
+            .sum();
+        let bytes = batch.get_array_memory_size() + dictionaries;
         let rows = batch.num_rows();
         let mut tables = self.write();
         tables.bytes += bytes;
@@ -118,6 +144,7 @@ impl HotTail {
         tail.batches.push_back(HotBatch {
             seq,
             batch,
+            for_parquet: logged,
             bytes,
             appended: Instant::now(),
         });

@@ -39,6 +39,13 @@
 //! For the same reason identifiers and kinds that every page holds the
 //! whole range of ([`UNORDERED_COLUMNS`]: `pid`, `parent`, `event_type`,
 //! `version`) have none either.
+//!
+//! The storage layer hands a roll its batches as the WAL logged them, with
+//! repetitive text as dictionaries. Those of the columns just named that
+//! are text (paths, file names, `event_type`) need nothing but a dictionary
+//! and keys, so they are written from the WAL's dictionaries without
+//! hashing any row again (`dictionary_chunk`); every other column is
+//! encoded from its values by the parquet crate.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -47,7 +54,9 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{SortColumn, SortOptions, lexsort_to_indices, take_record_batch};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType};
+use arrow::datatypes::{
+    DataType, FieldRef, Int64Type, Schema, SchemaRef, TimeUnit, TimestampNanosecondType,
+};
 use arrow::error::ArrowError;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_writer::{
@@ -56,8 +65,8 @@ use parquet::arrow::arrow_writer::{
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::errors::ParquetError;
 use parquet::file::metadata::SortingColumn;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesPtr};
+use parquet::schema::types::{ColumnDescPtr, ColumnPath};
 use sluice_schemas::RAW_BYTES_SUFFIX;
 
 use crate::layout::{PartitionKey, partition_dir};
@@ -334,15 +343,35 @@ impl ParquetPersister {
         batches: &[RecordBatch],
         tag: Option<&str>,
     ) -> Result<Vec<PathBuf>, PersistError> {
+        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+            validate_table_name(table)?;
+            return Ok(Vec::new());
+        };
+        self.persist_logged_run_tagged(table, schema, batches, tag)
+    }
+
+    /// [`ParquetPersister::persist_run_tagged`] for batches as the WAL logged
+    /// them: a batch may hold a text or binary column of `schema` as a
+    /// dictionary (see `wal/dictionary.rs`). Such a column is written from
+    /// its dictionaries where Parquet would dictionary-encode it without
+    /// statistics (see `parquet_persister/dictionary_chunk.rs`), and as
+    /// its plain values otherwise; the file has `schema` either way.
+    pub(crate) fn persist_logged_run_tagged(
+        &self,
+        table: &str,
+        schema: SchemaRef,
+        batches: &[RecordBatch],
+        tag: Option<&str>,
+    ) -> Result<Vec<PathBuf>, PersistError> {
         validate_table_name(table)?;
         for batch in batches {
             time_column(table, batch)?;
         }
-        let Some(schema) = batches.first().map(RecordBatch::schema) else {
+        if batches.is_empty() {
             return Ok(Vec::new());
-        };
+        }
         let properties = self.writer_properties(&schema)?;
-        let parts = split_run_by_hour(table, batches)?;
+        let parts = split_run_by_hour(table, &schema, batches)?;
 
         // Two phases: every part is written and fsynced under its temporary
         // name first, then all are renamed. A failure while writing (a full
@@ -495,12 +524,20 @@ impl ParquetPersister {
             source,
         };
 
-        let threads = self.options.encoding_threads;
         let rows: usize = parts.iter().map(RecordBatch::num_rows).sum();
+        let threads = if rows >= PARALLEL_MIN_ROWS {
+            self.options.encoding_threads
+        } else {
+            1
+        };
+        // Parts holding WAL dictionaries go column by column, which takes
+        // them as they are; ArrowWriter::write wants the file's schema.
+        let logged = parts.iter().any(|part| part.schema() != schema);
         let mut writer =
-            ArrowWriter::try_new(file, schema, Some(properties)).map_err(parquet_error)?;
-        let file = if threads > 1 && rows >= PARALLEL_MIN_ROWS {
-            write_columns_side_by_side(writer, parts, self.options.max_row_group_rows, threads)
+            ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(parquet_error)?;
+        let file = if threads > 1 || logged {
+            let max_rows = self.options.max_row_group_rows;
+            write_columns_side_by_side(writer, &schema, parts, max_rows, threads)
                 .map_err(parquet_error)?
         } else {
             for part in parts {
@@ -527,17 +564,24 @@ const PARALLEL_MIN_ROWS: usize = 8 * 1024;
 /// encoded by one thread from start to end, so its pages, dictionary and
 /// statistics are exactly those of the serial writer; only the order in
 /// which they are computed changes. The chunks are appended in column order.
+///
+/// `parts` may hold text columns of `schema` as WAL dictionaries. A column
+/// that every slice of a row group holds so, and that Parquet would write
+/// dictionary-encoded without statistics, is written from the dictionaries
+/// ([`dictionary_chunk`]); any other is encoded from its values.
 fn write_columns_side_by_side<W: std::io::Write + Send>(
     writer: ArrowWriter<W>,
+    schema: &Schema,
     parts: &[RecordBatch],
     max_rows: usize,
     threads: usize,
 ) -> Result<W, ParquetError> {
-    let schema = match parts.first() {
-        Some(part) => part.schema(),
-        None => return writer.into_inner(),
-    };
+    if parts.is_empty() {
+        return writer.into_inner();
+    }
     let (mut file, factory) = writer.into_serialized_writer()?;
+    let properties = file.properties().clone();
+    let leaves = file.schema_descr().columns().to_vec();
     for (row_group, slices) in row_group_slices(parts, max_rows.max(1))
         .into_iter()
         .enumerate()
@@ -549,12 +593,43 @@ fn write_columns_side_by_side<W: std::io::Write + Send>(
             // The field's leaves from the first slice open jobs; the same
             // leaves of later slices join them.
             let first_job = jobs.len();
+            let from_dictionaries = leaves.get(first_job).filter(|leaf| {
+                !field.data_type().is_nested()
+                    && dictionary_chunk::eligible(&properties, leaf)
+                    && slices
+                        .iter()
+                        .all(|slice| dictionary_chunk::is_wal_dictionary(slice.column(index)))
+            });
+            if let Some(leaf) = from_dictionaries {
+                let writer = writers.next().ok_or_else(|| {
+                    ParquetError::General("more leaf columns than column writers".into())
+                })?;
+                let columns: Vec<ArrayRef> = slices
+                    .iter()
+                    .map(|slice| slice.column(index).clone())
+                    .collect();
+                jobs.push(ColumnJob {
+                    order: jobs.len(),
+                    // Keys are remapped and bit-packed, a few ns a row.
+                    cost: columns.iter().map(|column| column.len()).sum(),
+                    writer,
+                    values: JobValues::Dictionaries {
+                        field: field.clone(),
+                        leaf: leaf.clone(),
+                        properties: properties.clone(),
+                        columns,
+                    },
+                });
+                continue;
+            }
             for slice in &slices {
                 let column = slice.column(index);
                 for (n, leaf) in compute_leaves(field, column)?.into_iter().enumerate() {
                     if let Some(job) = jobs.get_mut(first_job + n) {
                         job.cost += encoding_cost(column.as_ref());
-                        job.values.push(leaf);
+                        if let JobValues::Leaves(leaves) = &mut job.values {
+                            leaves.push(leaf);
+                        }
                         continue;
                     }
                     let writer = writers.next().ok_or_else(|| {
@@ -564,7 +639,7 @@ fn write_columns_side_by_side<W: std::io::Write + Send>(
                         order: jobs.len(),
                         cost: encoding_cost(column.as_ref()),
                         writer,
-                        values: vec![leaf],
+                        values: JobValues::Leaves(vec![leaf]),
                     });
                 }
             }
@@ -600,7 +675,12 @@ fn write_columns_side_by_side<W: std::io::Write + Send>(
         chunks.sort_by_key(|(order, _)| *order);
         let mut group = file.next_row_group()?;
         for (_, chunk) in chunks {
-            chunk.append_to_row_group(&mut group)?;
+            match chunk {
+                EncodedChunk::Arrow(chunk) => chunk.append_to_row_group(&mut group)?,
+                EncodedChunk::Dictionary(chunk) => {
+                    group.append_column(&chunk.bytes, chunk.close)?
+                }
+            }
         }
         group.close()?;
     }
@@ -614,20 +694,64 @@ struct ColumnJob {
     /// See [`encoding_cost`].
     cost: usize,
     writer: ArrowColumnWriter,
-    values: Vec<ArrowLeafColumn>,
+    values: JobValues,
+}
+
+/// What a [`ColumnJob`] encodes.
+enum JobValues {
+    /// Leaf values, for parquet's writer.
+    Leaves(Vec<ArrowLeafColumn>),
+    /// A flat column's WAL dictionaries, one per slice, for
+    /// [`dictionary_chunk::encode`]; parquet's writer takes them (through
+    /// `field`) when that declines.
+    Dictionaries {
+        field: FieldRef,
+        leaf: ColumnDescPtr,
+        properties: WriterPropertiesPtr,
+        columns: Vec<ArrayRef>,
+    },
+}
+
+/// A column chunk ready to append to its row group.
+enum EncodedChunk {
+    /// Encoded by parquet's writer.
+    Arrow(ArrowColumnChunk),
+    /// Written from WAL dictionaries.
+    Dictionary(dictionary_chunk::DictionaryChunk),
 }
 
 impl ColumnJob {
     /// Encodes each job's values, returning the chunks with their places.
-    fn encode_all(jobs: Vec<ColumnJob>) -> Result<Vec<(usize, ArrowColumnChunk)>, ParquetError> {
+    fn encode_all(jobs: Vec<ColumnJob>) -> Result<Vec<(usize, EncodedChunk)>, ParquetError> {
         jobs.into_iter()
-            .map(|mut job| {
-                for leaf in &job.values {
-                    job.writer.write(leaf)?;
-                }
-                Ok((job.order, job.writer.close()?))
-            })
+            .map(|job| Ok((job.order, job.encode()?)))
             .collect()
+    }
+
+    fn encode(mut self) -> Result<EncodedChunk, ParquetError> {
+        match self.values {
+            JobValues::Leaves(leaves) => {
+                for leaf in &leaves {
+                    self.writer.write(leaf)?;
+                }
+            }
+            JobValues::Dictionaries {
+                field,
+                leaf,
+                properties,
+                columns,
+            } => {
+                if let Some(chunk) = dictionary_chunk::encode(leaf, &columns, &properties)? {
+                    return Ok(EncodedChunk::Dictionary(chunk));
+                }
+                for column in &columns {
+                    for leaf in compute_leaves(&field, column)? {
+                        self.writer.write(&leaf)?;
+                    }
+                }
+            }
+        }
+        Ok(EncodedChunk::Arrow(self.writer.close()?))
     }
 }
 
@@ -971,25 +1095,54 @@ fn sorted_batch(batch: &RecordBatch) -> Option<SortedBatch> {
 /// copied; otherwise the run is concatenated and sorted.
 pub(crate) fn split_run_by_hour(
     table: &str,
+    schema: &SchemaRef,
     batches: &[RecordBatch],
 ) -> Result<Vec<(PartitionKey, Vec<RecordBatch>)>, PersistError> {
     let batches: Vec<&RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).collect();
-    let Some(first) = batches.first() else {
+    if batches.is_empty() {
         return Ok(Vec::new());
-    };
+    }
     if let Some(parts) = sorted_run_by_hour(&batches) {
         return Ok(parts);
     }
-    let combined = arrow::compute::concat_batches(&first.schema(), batches.iter().copied())
-        .map_err(|source| PersistError::Arrow {
-            table: table.to_string(),
-            source,
-        })?;
+    let arrow_error = |source| PersistError::Arrow {
+        table: table.to_string(),
+        source,
+    };
+    // Rows are about to be copied anyway: WAL dictionaries become plain
+    // values, so that every batch has `schema`.
+    let plain = batches
+        .iter()
+        .map(|batch| plain_batch(schema, batch))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(arrow_error)?;
+    let combined = arrow::compute::concat_batches(schema, &plain).map_err(arrow_error)?;
     let time = time_column(table, &combined)?;
     Ok(split_by_hour(table, &combined, time)?
         .into_iter()
         .map(|(key, part)| (key, vec![part]))
         .collect())
+}
+
+/// `batch` with any column whose type differs from `schema`'s (a WAL
+/// dictionary) cast to it.
+fn plain_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    if batch.schema_ref() == schema {
+        return Ok(batch.clone());
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() {
+                Ok(column.clone())
+            } else {
+                arrow::compute::cast(column, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
 }
 
 /// The rows of `batches` by hour as slices, if every batch is sorted and
@@ -1011,6 +1164,8 @@ fn sorted_run_by_hour(batches: &[&RecordBatch]) -> Option<Vec<(PartitionKey, Vec
     }
     Some(parts)
 }
+
+mod dictionary_chunk;
 
 #[cfg(test)]
 mod tests;

@@ -765,8 +765,8 @@ impl Shared {
                 budget: self.hot.budget_bytes(),
             });
         }
-        let seq = writer.wal.append(table, &batch)?;
-        self.hot.push(table, seq, batch);
+        let (seq, logged) = writer.wal.append_logged(table, &batch)?;
+        self.hot.push_logged(table, seq, batch, logged);
         Ok(AppendAck { seq })
     }
 
@@ -990,10 +990,14 @@ impl Shared {
                     first: run[0].seq,
                     last: run[run.len() - 1].seq,
                 };
-                let run: Vec<RecordBatch> = run.iter().map(|b| b.batch.clone()).collect();
-                let paths = self
-                    .staging
-                    .persist_run_tagged(table, &run, Some(&range.tag()))?;
+                let schema = run[0].batch.schema();
+                let run: Vec<RecordBatch> = run.iter().map(|b| b.for_parquet.clone()).collect();
+                let paths = self.staging.persist_logged_run_tagged(
+                    table,
+                    schema,
+                    &run,
+                    Some(&range.tag()),
+                )?;
                 for staged_path in paths {
                     let relative = staged_path
                         .strip_prefix(self.staging.data_dir())

@@ -48,7 +48,7 @@ use arrow::ipc::writer::StreamWriter;
 
 use crate::publish::{create_private_dir_all, create_private_file, sync_dir};
 
-mod dictionary;
+pub(crate) mod dictionary;
 
 /// Marks the start of every record.
 const MAGIC: [u8; 4] = *b"SLW1";
@@ -359,10 +359,22 @@ impl Wal {
     /// this returns, the record is durable as far as the [`FsyncPolicy`]
     /// promises. On error nothing was appended (a partial write is cut back).
     pub fn append(&mut self, table: &str, batch: &RecordBatch) -> Result<u64, WalError> {
+        self.append_logged(table, batch).map(|(seq, _)| seq)
+    }
+
+    /// [`Wal::append`], also returning the batch as the record holds it:
+    /// its repetitive text columns as dictionaries (see the `dictionary`
+    /// module), which the roll hands to Parquet so that it need not build
+    /// the same dictionaries again.
+    pub(crate) fn append_logged(
+        &mut self,
+        table: &str,
+        batch: &RecordBatch,
+    ) -> Result<(u64, RecordBatch), WalError> {
         let table_len =
             u16::try_from(table.len()).map_err(|_| WalError::TableName(table.to_string()))?;
         let seq = self.next_seq;
-        encode_record(&mut self.buffer, seq, table, table_len, batch)?;
+        let logged = encode_record(&mut self.buffer, seq, table, table_len, batch)?;
 
         self.ensure_active_segment(seq)?;
         let Some((active, last)) = self.active.as_mut() else {
@@ -390,7 +402,7 @@ impl Wal {
             FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => self.sync()?,
             _ => {}
         }
-        Ok(seq)
+        Ok((seq, logged))
     }
 
     /// fsyncs the active segment if anything was appended since the last sync.
@@ -528,14 +540,15 @@ impl Drop for Wal {
     }
 }
 
-/// Encodes one record into `buffer` (cleared first).
+/// Encodes one record into `buffer` (cleared first) and returns the batch
+/// it holds, repetitive text as dictionaries.
 fn encode_record(
     buffer: &mut Vec<u8>,
     seq: u64,
     table: &str,
     table_len: u16,
     batch: &RecordBatch,
-) -> Result<(), WalError> {
+) -> Result<RecordBatch, WalError> {
     let encode_error = |source| WalError::Encode {
         table: table.to_string(),
         source,
@@ -544,11 +557,11 @@ fn encode_record(
     buffer.resize(HEADER_BYTES, 0);
     buffer.extend_from_slice(table.as_bytes());
     let payload_start = buffer.len();
+    let logged = dictionary::shrink(batch).map_err(encode_error)?;
     {
-        let batch = dictionary::shrink(batch).map_err(encode_error)?;
         let mut writer =
-            StreamWriter::try_new(&mut *buffer, &batch.schema()).map_err(encode_error)?;
-        writer.write(&batch).map_err(encode_error)?;
+            StreamWriter::try_new(&mut *buffer, &logged.schema()).map_err(encode_error)?;
+        writer.write(&logged).map_err(encode_error)?;
         writer.finish().map_err(encode_error)?;
     }
     let payload_len = buffer.len() - payload_start;
@@ -567,7 +580,7 @@ fn encode_record(
     buffer[20..22].copy_from_slice(&table_len.to_le_bytes());
     let crc = crc32(&buffer[12..]);
     buffer[8..12].copy_from_slice(&crc.to_le_bytes());
-    Ok(())
+    Ok(logged)
 }
 
 /// Reads every whole record of one segment into `replay` (those above the

@@ -664,7 +664,8 @@ fn a_run_in_time_order_is_written_from_slices_with_the_rows_of_its_concatenation
             Some((T_NEXT_HOUR + 1) * 1_000_000_000),
         ),
     ]);
-    let split = split_run_by_hour(TABLE, &[first.clone(), second.clone()]).unwrap();
+    let split =
+        split_run_by_hour(TABLE, &first.schema(), &[first.clone(), second.clone()]).unwrap();
     assert_eq!(split.len(), 2, "two hours");
     assert_eq!(
         split[1].1.len(),
@@ -827,4 +828,194 @@ fn columns_encoded_side_by_side_make_the_same_file() {
         serial,
         "more threads than a row group has columns"
     );
+}
+
+/// File events as the WAL logs them: free text (`filename`, with its
+/// sidecar), an unordered kind (`event_type`), ordinary text that keeps
+/// statistics (`username`), an id (`eid`) and numbers. `parts` of the
+/// given sizes, consecutive, in time order.
+fn logged_parts(sizes: &[usize]) -> (SchemaRef, Vec<RecordBatch>) {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("pid", DataType::Int64, true),
+        Field::new("filename", DataType::Utf8, true),
+        Field::new("event_type", DataType::Utf8, false),
+        Field::new("username", DataType::Utf8, true),
+        Field::new("time", DataType::Int64, true),
+        time_ns_field(),
+        Field::new("eid", DataType::Utf8, true),
+        Field::new("filename_bytes", DataType::Binary, true),
+    ]));
+    const KINDS: [&str; 4] = ["open", "close", "write", "rename"];
+    let mut next = 0usize;
+    let parts = sizes
+        .iter()
+        .map(|&rows| {
+            let ids = next..next + rows;
+            next += rows;
+            RecordBatch::try_new(
+                schema.clone(),
+                vec![
+                    Arc::new(Int64Array::from_iter_values(
+                        ids.clone().map(|i| (i * 7919 % 5000) as i64),
+                    )),
+                    // NULL now and then, and wholly NULL over one stretch,
+                    // so that some pages have no keys at all.
+                    Arc::new(StringArray::from_iter(ids.clone().map(|i| {
+                        (i % 13 != 0 && !(2_000..2_100).contains(&i))
+                            .then(|| format!("/Users/alice/Library/Caches/{}", i * 31 % 300))
+                    }))),
+                    Arc::new(StringArray::from_iter_values(
+                        ids.clone().map(|i| KINDS[i * 7 % 4]),
+                    )),
+                    Arc::new(StringArray::from_iter(
+                        ids.clone().map(|i| (i % 3 != 0).then_some("alice")),
+                    )),
+                    Arc::new(Int64Array::from_iter_values(
+                        ids.clone().map(|i| T0 + (i / 1000) as i64),
+                    )),
+                    Arc::new(
+                        TimestampNanosecondArray::from_iter_values(
+                            ids.clone()
+                                .map(|i| (T0 + (i / 1000) as i64) * 1_000_000_000 + i as i64),
+                        )
+                        .with_timezone("UTC"),
+                    ),
+                    Arc::new(StringArray::from_iter_values(
+                        ids.clone().map(|i| format!("{i:010}")),
+                    )),
+                    Arc::new(arrow::array::BinaryArray::new_null(rows)),
+                ],
+            )
+            .unwrap()
+        })
+        .collect();
+    (schema, parts)
+}
+
+/// Persists `parts` as logged by the WAL, with `options`, and returns the
+/// one file's rows and bytes.
+fn persist_logged(
+    schema: &SchemaRef,
+    parts: &[RecordBatch],
+    options: PersistOptions,
+) -> (RecordBatch, Vec<u8>) {
+    let data = tempfile::tempdir().unwrap();
+    let persister = ParquetPersister::with_options(data.path(), options);
+    let published = persister
+        .persist_logged_run_tagged(TABLE, schema.clone(), parts, None)
+        .unwrap();
+    assert_eq!(published.len(), 1);
+    let (_, rows) = read(&published[0]);
+    (rows, std::fs::read(&published[0]).unwrap())
+}
+
+fn shrunk(parts: &[RecordBatch]) -> Vec<RecordBatch> {
+    parts
+        .iter()
+        .map(|part| crate::wal::dictionary::shrink(part).unwrap())
+        .collect()
+}
+
+/// A run handed over as the WAL logged it (text as dictionaries) makes a
+/// file with the table's schema and exactly the run's rows, whether its
+/// row groups are one part or several, on one thread or more.
+#[test]
+fn a_run_as_the_wal_logged_it_reads_back_as_its_rows() {
+    let (schema, parts) = logged_parts(&[5_000, 7_000, 3_001]);
+    let logged = shrunk(&parts);
+    for name in ["filename", "event_type", "username"] {
+        let column = logged[0].column_by_name(name).unwrap();
+        assert!(
+            dictionary_chunk::is_wal_dictionary(column.as_ref()),
+            "{name} is logged as a dictionary, so the test takes that path"
+        );
+    }
+    let all = arrow::compute::concat_batches(&schema, &parts).unwrap();
+    let with = |threads: usize, max_row_group_rows: usize| PersistOptions {
+        max_row_group_rows,
+        encoding_threads: threads,
+        ..PersistOptions::default()
+    };
+    let (rows, one_thread) = persist_logged(&schema, &logged, with(1, 4_096));
+    assert_eq!(rows, all);
+    let (rows, two_threads) = persist_logged(&schema, &logged, with(2, 4_096));
+    assert_eq!(rows, all);
+    assert_eq!(one_thread, two_threads, "threads change no byte");
+    // Row groups of one part each, and the whole run in one.
+    let (rows, _) = persist_logged(&schema, &logged, with(2, 1_000));
+    assert_eq!(rows, all);
+    let (rows, _) = persist_logged(&schema, &logged, with(2, 1 << 20));
+    assert_eq!(rows, all);
+}
+
+/// Where the dictionaries cannot be taken as they are (a row group that
+/// also holds a part that was not logged, as after a WAL replay, or a
+/// dictionary over Parquet's page limit), the values are encoded instead,
+/// and the rows are the same.
+#[test]
+fn logged_and_plain_parts_mix_and_big_dictionaries_fall_back() {
+    let (schema, parts) = logged_parts(&[5_000, 7_000, 3_001]);
+    let mut mixed = shrunk(&parts);
+    mixed[1] = parts[1].clone();
+    let all = arrow::compute::concat_batches(&schema, &parts).unwrap();
+    let (rows, _) = persist_logged(&schema, &mixed, PersistOptions::default());
+    assert_eq!(rows, all);
+
+    let tiny = PersistOptions {
+        dictionary_page_bytes: 64,
+        ..PersistOptions::default()
+    };
+    let logged = shrunk(&parts);
+    let path = parquet::schema::types::ColumnPath::from("filename");
+    let properties = ParquetPersister::with_options("unused", tiny.clone())
+        .writer_properties(&schema)
+        .unwrap();
+    let filename: Vec<ArrayRef> = logged.iter().map(|p| p.column(1).clone()).collect();
+    let descr = parquet::arrow::ArrowSchemaConverter::new()
+        .convert(&schema)
+        .unwrap()
+        .column(1);
+    assert_eq!(descr.path(), &path);
+    assert!(dictionary_chunk::eligible(&properties, &descr));
+    assert!(
+        dictionary_chunk::encode(descr, &filename, &properties)
+            .unwrap()
+            .is_none(),
+        "300 paths do not fit a 64-byte dictionary page"
+    );
+    let (rows, _) = persist_logged(&schema, &logged, tiny);
+    assert_eq!(rows, all);
+}
+
+/// A logged run out of time order is sorted through plain values.
+#[test]
+fn a_logged_run_out_of_time_order_is_sorted_through_plain_values() {
+    let (schema, parts) = logged_parts(&[5_000, 7_000]);
+    let reversed: Vec<RecordBatch> = shrunk(&parts).into_iter().rev().collect();
+    let all = arrow::compute::concat_batches(&schema, &parts).unwrap();
+    let (rows, _) = persist_logged(&schema, &reversed, PersistOptions::default());
+    assert_eq!(rows, all);
+}
+
+/// Only columns Parquet would dictionary-encode without statistics are
+/// written from dictionaries: free text and the unordered kinds, not text
+/// that keeps min/max, nor the id written as deltas.
+#[test]
+fn only_dictionary_columns_without_statistics_are_written_from_dictionaries() {
+    let (schema, _) = logged_parts(&[1]);
+    let properties = ParquetPersister::new("unused")
+        .writer_properties(&schema)
+        .unwrap();
+    let columns = parquet::arrow::ArrowSchemaConverter::new()
+        .convert(&schema)
+        .unwrap();
+    let eligible: Vec<String> = columns
+        .columns()
+        .iter()
+        .filter(|column| dictionary_chunk::eligible(&properties, column))
+        .map(|column| column.name().to_string())
+        .collect();
+    // `filename_bytes` keeps statistics: its null count tells a reader
+    // which files hold text that is not UTF-8.
+    assert_eq!(eligible, ["filename", "event_type"]);
 }
