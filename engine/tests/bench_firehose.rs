@@ -3,6 +3,8 @@
 //! drop), the files must exist, and the stored rows must be queryable.
 
 mod common;
+#[path = "../../sinks/tests/common/s3_server.rs"]
+mod s3_server;
 
 use serde_json::Value;
 
@@ -268,10 +270,131 @@ fn bad_flags_are_usage_errors() {
         &["bench", "firehose", "--encoding-threads", "0"],
         &["bench", "firehose", "--duration-secs", "0"],
         &["bench", "firehose", "--history-hours", "0"],
+        &[
+            "bench",
+            "firehose",
+            "--events",
+            "1000",
+            "--upload",
+            "ftp://host/x",
+        ],
     ] {
         let out = common::run(args, None);
         assert!(!out.status.success(), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// Every local file the run published, by its path under `dir`, with its
+/// bytes.
+fn parquet_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(next) = stack.pop() {
+        for entry in std::fs::read_dir(&next).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                stack.push(path);
+            } else if name.ends_with(".parquet") {
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string();
+                found.push((relative, std::fs::read(&path).expect("read file")));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `--upload s3://…` copies every file of a run to a real S3-compatible
+/// server on 127.0.0.1 (credentials and endpoint from the environment, as
+/// for the daemon), byte for byte under `<prefix>/<run>/`, and the report
+/// says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_puts_every_file_of_a_run_in_the_store() {
+    use s3_server::{ACCESS_KEY, REGION, S3TestServer, SECRET_KEY};
+
+    let server_root = tempfile::tempdir().expect("server root");
+    let server = S3TestServer::start(server_root.path(), "lake").await;
+    let data = tempfile::tempdir().expect("data dir");
+    let report = data.path().join("report.json");
+    let data_dir = data.path().join("runs");
+    let args: Vec<String> = [
+        "bench",
+        "firehose",
+        "--source",
+        "rows",
+        "--events",
+        "40000",
+        "--rate-multiples",
+        "0",
+        "--no-baseline",
+        "--keep",
+        "--roll-age-secs",
+        "0.2",
+        "--upload",
+        "s3://lake/bench",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .chain([
+        "--data-dir".to_string(),
+        data_dir.display().to_string(),
+        "--json".to_string(),
+        report.display().to_string(),
+    ])
+    .collect();
+    let endpoint = server.endpoint();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(&args)
+            .env("AWS_ENDPOINT", endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("AWS_REGION", REGION)
+            .output()
+            .expect("run sluice")
+    })
+    .await
+    .expect("bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("copied to the object store (--upload):"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("SECRET") && !stdout.contains(SECRET_KEY));
+
+    let local = parquet_files(&data_dir.join("sluice-0-rows"));
+    assert!(local.len() >= 2, "two tables at least: {local:?}");
+    let stored = parquet_files(&server_root.path().join("lake/bench/sluice-0-rows"));
+    assert_eq!(
+        stored, local,
+        "the store holds the run's files, byte for byte"
+    );
+
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).expect("report")).expect("json");
+    let run = &report["runs"][0];
+    check_run(run);
+    let upload = &run["upload"];
+    assert_eq!(u(upload, "files"), local.len() as u64, "{upload}");
+    let bytes: usize = local.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(u(upload, "bytes"), bytes as u64);
+    assert_eq!(upload["url"], "s3://lake/bench/sluice-0-rows");
+    assert!(f(upload, "secs_after_run") >= 0.0);
+    drop(server);
 }

@@ -41,6 +41,7 @@ use sluice_ingest::gates::{GateConfigError, Gates};
 use sluice_ingest::replay::ReplayOptions;
 use sluice_ingest::synthetic::{DirectRows, EsloggerFirehose, EventMix, KINDS, RowSink};
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
+use sluice_sinks::object_store::StoreLocation;
 use sluice_sinks::{
     FsyncPolicy, PersistOptions, Storage, StorageError, StorageOptions, WalOptions,
 };
@@ -49,6 +50,7 @@ use super::report::{
     FirehoseReport, Latency, QueryTiming, RunReport, Sample, StorageSettings, TableBytes,
     dir_bytes, proc_status_bytes, process_cpu, reset_peak_rss, resident_bytes, thread_cpu,
 };
+use super::upload::RunUpload;
 use crate::config::SourcesConfig;
 
 /// 1M events a minute: what a busy Mac's ES firehose offers with
@@ -137,6 +139,15 @@ pub struct FirehoseArgs {
     /// Skip the RocksDB baseline even when it is built in.
     #[arg(long)]
     pub no_baseline: bool,
+    /// Also copy each sluice run's Parquet files to this object store
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`, `file:///…`) under
+    /// `<run>/`, during the run, as the daemon's `[upload]` does, and report
+    /// how long after the run the store held them all. Credentials and
+    /// endpoint come from the store's usual environment variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT`, …). The local files stay, for
+    /// the analyst queries.
+    #[arg(long, value_name = "URL")]
+    pub upload: Option<String>,
     /// Spread the event times of the maximum-rate runs evenly over this
     /// many hours before now, instead of moving at the seed rate, so that
     /// the data covers many hour partitions (for measuring time pruning
@@ -208,6 +219,9 @@ pub enum BenchError {
     /// The baseline store failed.
     #[error("rocksdb baseline: {0}")]
     Baseline(String),
+    /// The object store of `--upload` did not take the files.
+    #[error("upload to {0}")]
+    Upload(String),
 }
 
 /// A store the writer thread appends batches to: sluice's [`Storage`], or
@@ -649,6 +663,7 @@ pub(crate) fn run(
         queries: Vec::new(),
         rows_queryable: None,
         samples,
+        upload: None,
     })
 }
 
@@ -921,12 +936,28 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
 
     let mut runs = Vec::new();
     let result = (|| -> Result<(), BenchError> {
+        // object_store builds its clients on the runtime it runs on.
+        let upload = match &args.upload {
+            Some(url) => Some(
+                runtime
+                    .block_on(async { StoreLocation::parse(url) })
+                    .map_err(|err| BenchError::Usage(format!("--upload: {err}")))?,
+            ),
+            None => None,
+        };
         for (i, spec) in specs.iter().enumerate() {
-            let dir = root.join(format!("sluice-{i}-{}", spec.source.name()));
+            let name = format!("sluice-{i}-{}", spec.source.name());
+            let dir = root.join(&name);
             let _ = std::fs::remove_dir_all(&dir);
             let (storage, _) = Storage::open(&dir, settings.storage.clone())?;
+            let uploading = upload
+                .as_ref()
+                .map(|store| RunUpload::start(&runtime, store, &name, &dir));
             let mut report = run(&settings, spec, "sluice", &storage)?;
             drop(storage);
+            if let Some(uploading) = uploading {
+                report.upload = Some(uploading.finish(&runtime)?);
+            }
             let bytes: Vec<(u64, u64)> = TABLES
                 .iter()
                 .map(|t| dir_bytes(&dir.join(t.name), ".parquet"))

@@ -5,7 +5,8 @@
 //! the host, not from a model: [`firehose`] drives the generator, decoder,
 //! gates, builders, write-ahead log and Parquet roller end to end and
 //! times the standard analyst queries over what they wrote; [`report`]
-//! holds the figures and prints them; [`svg`] draws them over time. With
+//! holds the figures and prints them; [`svg`] draws them over time;
+//! `upload` copies each run's files to an object store (`--upload`). With
 //! the `rocksdb-baseline` cargo feature, [`baseline`] stores the same
 //! events the way osquery does (JSON rows in RocksDB), so the two can be
 //! compared side by side.
@@ -15,6 +16,7 @@ pub mod baseline;
 pub mod firehose;
 pub mod report;
 pub mod svg;
+mod upload;
 
 use std::path::Path;
 

@@ -121,6 +121,28 @@ pub struct RunReport {
     pub rows_queryable: Option<u64>,
     /// Throughput and memory over time, one sample every 100 ms.
     pub samples: Vec<Sample>,
+    /// The copy to an object store, with `--upload` (sluice runs only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upload: Option<UploadReport>,
+}
+
+/// What the object store received from one run (`--upload`).
+#[derive(Debug, Clone, Serialize)]
+pub struct UploadReport {
+    /// Where the run's files went, without credentials.
+    pub url: String,
+    /// Files the store confirmed.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Attempts that failed and were retried.
+    pub failed_attempts: u64,
+    /// From the end of the run (everything published locally) until the
+    /// store held the last file.
+    pub secs_after_run: f64,
+    /// CPU time spent in that interval (the rest of the uploading is part
+    /// of the run's own CPU time).
+    pub cpu_secs_after_run: f64,
 }
 
 /// Bytes on disk of one table.
@@ -380,6 +402,27 @@ impl FirehoseReport {
                     .map_or("max".to_string(), |x| format!("{}/s", si(x))),
                 tables.join("; ")
             );
+        }
+        if self.runs.iter().any(|r| r.upload.is_some()) {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "copied to the object store (--upload):");
+            for r in &self.runs {
+                let Some(u) = &r.upload else { continue };
+                let _ = writeln!(
+                    out,
+                    "  {:<8} {:<5} {:<12} {} files, {:.1} MiB to {}; all there {:.2} s after the run ({:.2} CPU s more), {} failed attempts",
+                    r.store,
+                    r.source,
+                    r.offered_rate
+                        .map_or("max".to_string(), |x| format!("{}/s", si(x))),
+                    u.files,
+                    u.bytes as f64 / (1u64 << 20) as f64,
+                    u.url,
+                    u.secs_after_run,
+                    u.cpu_secs_after_run,
+                    u.failed_attempts
+                );
+            }
         }
         let _ = writeln!(out);
         let _ = writeln!(out, "analyst queries over the result (ms):");
