@@ -530,22 +530,15 @@ impl ParquetPersister {
         } else {
             1
         };
-        // Parts holding WAL dictionaries go column by column, which takes
-        // them as they are; ArrowWriter::write wants the file's schema.
-        let logged = parts.iter().any(|part| part.schema() != schema);
-        let mut writer =
+        // Every file goes column by column, on one thread or more, so that
+        // the file does not depend on the number of threads, and so that
+        // columns `dictionary_chunk` writes (WAL dictionaries among them,
+        // which ArrowWriter::write would refuse) are written by it always.
+        let writer =
             ArrowWriter::try_new(file, schema.clone(), Some(properties)).map_err(parquet_error)?;
-        let file = if threads > 1 || logged {
-            let max_rows = self.options.max_row_group_rows;
-            write_columns_side_by_side(writer, &schema, parts, max_rows, threads)
-                .map_err(parquet_error)?
-        } else {
-            for part in parts {
-                writer.write(part).map_err(parquet_error)?;
-            }
-            // `into_inner` writes the footer and flushes the writer's buffer.
-            writer.into_inner().map_err(parquet_error)?
-        };
+        let max_rows = self.options.max_row_group_rows;
+        let file = write_columns_side_by_side(writer, &schema, parts, max_rows, threads)
+            .map_err(parquet_error)?;
         file.sync_all()
             .map_err(io_error("fsyncing temporary file", temp.path()))?;
         drop(file);
@@ -566,9 +559,9 @@ const PARALLEL_MIN_ROWS: usize = 8 * 1024;
 /// which they are computed changes. The chunks are appended in column order.
 ///
 /// `parts` may hold text columns of `schema` as WAL dictionaries. A column
-/// that every slice of a row group holds so, and that Parquet would write
-/// dictionary-encoded without statistics, is written from the dictionaries
-/// ([`dictionary_chunk`]); any other is encoded from its values.
+/// that Parquet would write dictionary-encoded without statistics, text
+/// that every slice of a row group holds so, or integers, is written by
+/// [`dictionary_chunk`]; any other is encoded by the parquet crate.
 fn write_columns_side_by_side<W: std::io::Write + Send>(
     writer: ArrowWriter<W>,
     schema: &Schema,
@@ -598,7 +591,7 @@ fn write_columns_side_by_side<W: std::io::Write + Send>(
                     && dictionary_chunk::eligible(&properties, leaf)
                     && slices
                         .iter()
-                        .all(|slice| dictionary_chunk::is_wal_dictionary(slice.column(index)))
+                        .all(|slice| dictionary_chunk::takes(leaf, slice.column(index)))
             });
             if let Some(leaf) = from_dictionaries {
                 let writer = writers.next().ok_or_else(|| {
@@ -610,7 +603,7 @@ fn write_columns_side_by_side<W: std::io::Write + Send>(
                     .collect();
                 jobs.push(ColumnJob {
                     order: jobs.len(),
-                    // Keys are remapped and bit-packed, a few ns a row.
+                    // Keys are looked up and bit-packed, a few ns a row.
                     cost: columns.iter().map(|column| column.len()).sum(),
                     writer,
                     values: JobValues::Dictionaries {
@@ -701,9 +694,9 @@ struct ColumnJob {
 enum JobValues {
     /// Leaf values, for parquet's writer.
     Leaves(Vec<ArrowLeafColumn>),
-    /// A flat column's WAL dictionaries, one per slice, for
-    /// [`dictionary_chunk::encode`]; parquet's writer takes them (through
-    /// `field`) when that declines.
+    /// A flat column's values (WAL dictionaries for text), one array per
+    /// slice, for [`dictionary_chunk::encode`]; parquet's writer takes them
+    /// (through `field`) when that declines.
     Dictionaries {
         field: FieldRef,
         leaf: ColumnDescPtr,
@@ -716,7 +709,7 @@ enum JobValues {
 enum EncodedChunk {
     /// Encoded by parquet's writer.
     Arrow(ArrowColumnChunk),
-    /// Written from WAL dictionaries.
+    /// Written by [`dictionary_chunk`].
     Dictionary(dictionary_chunk::DictionaryChunk),
 }
 

@@ -1,4 +1,5 @@
-//! Column chunks written from the WAL's dictionaries.
+//! Dictionary-encoded column chunks written without the parquet crate's
+//! per-row machinery.
 //!
 //! Before a batch is logged, the WAL replaces each repetitive text column by
 //! a dictionary of its distinct values and one small key per row
@@ -9,15 +10,21 @@
 //!
 //! So for a column that Parquet would write dictionary-encoded and without
 //! statistics ([`eligible`]: free text and the unordered columns), this
-//! module writes the chunk itself. The WAL dictionaries of the row group's
-//! slices are merged (by hashing distinct values only, and not at all when
-//! the row group is one slice), the dictionary page holds the merged values
-//! PLAIN, and each data page holds its rows' keys bit-packed (RLE_DICTIONARY)
-//! after their definition levels, compressed as the properties say. No row's
-//! string is hashed or copied. Pages, offset index and encodings are those a
-//! Parquet reader expects of a dictionary column; only the choice of runs
-//! differs from the parquet crate's (it also looks for repeated keys, which
-//! zstd finds anyway).
+//! module writes the chunk itself:
+//! - text: the WAL dictionaries of the row group's slices are merged (by
+//!   hashing distinct values only, and not at all when the row group is
+//!   one slice), so no row's string is hashed or copied;
+//! - integers (`pid`, `parent`, `version`): each value is looked up in an
+//!   open-addressing table of the few hundred distinct values, a multiply
+//!   and a compare, where the parquet crate's interner hashes each value
+//!   with its general hasher and buffers levels and indices per mini-batch.
+//!
+//! The dictionary page holds the distinct values PLAIN, and each data page
+//! its rows' keys bit-packed (RLE_DICTIONARY) after their definition levels,
+//! compressed as the properties say. Pages, offset index and encodings are
+//! those a Parquet reader expects of a dictionary column; only the choice
+//! of runs differs from the parquet crate's (it also looks for repeated
+//! keys, which zstd finds anyway).
 //!
 //! A column this module cannot write as Parquet would ([`encode`] returns
 //! `None`: a dictionary larger than the dictionary page limit, which Parquet
@@ -29,7 +36,8 @@ use std::collections::HashMap;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanBufferBuilder};
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::datatypes::{
-    ArrowDictionaryKeyType, ArrowNativeType, DataType, UInt8Type, UInt16Type, UInt32Type,
+    ArrowDictionaryKeyType, ArrowNativeType, ArrowPrimitiveType, DataType, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type,
 };
 use arrow::util::bit_chunk_iterator::BitChunks;
 use bytes::Bytes;
@@ -52,13 +60,15 @@ pub(super) struct DictionaryChunk {
 
 /// Whether `column` is written by this module when every slice of a row
 /// group holds it as a dictionary: Parquet would dictionary-encode it
-/// (flat, optional or required, text or binary, no other encoding asked
-/// for) and keep no statistics, bloom filter or column index for it, so
-/// nothing but its values and their places needs computing.
+/// (flat, optional or required, text, binary or integer, no other encoding
+/// asked for) and keep no statistics, bloom filter or column index for it,
+/// so nothing but its values and their places needs computing.
 pub(super) fn eligible(properties: &WriterProperties, column: &ColumnDescriptor) -> bool {
     let path = column.path();
-    column.physical_type() == PhysicalType::BYTE_ARRAY
-        && column.max_rep_level() == 0
+    matches!(
+        column.physical_type(),
+        PhysicalType::BYTE_ARRAY | PhysicalType::INT32 | PhysicalType::INT64
+    ) && column.max_rep_level() == 0
         && column.max_def_level() <= 1
         && properties.dictionary_enabled(path)
         && properties.encoding(path).is_none()
@@ -70,8 +80,21 @@ pub(super) fn eligible(properties: &WriterProperties, column: &ColumnDescriptor)
         )
 }
 
-/// Whether `array` is in the form [`encode`] takes: a dictionary of text or
-/// binary values keyed by u8, u16 or u32, as the WAL makes them.
+/// Whether [`encode`] takes `array` for `column` (an [`eligible`] one):
+/// for a text or binary column, a WAL dictionary ([`is_wal_dictionary`]);
+/// for an integer column, plain Int32 or Int64 values of its width, whose
+/// Parquet values are their own bits.
+pub(super) fn takes(column: &ColumnDescriptor, array: &dyn Array) -> bool {
+    match column.physical_type() {
+        PhysicalType::BYTE_ARRAY => is_wal_dictionary(array),
+        PhysicalType::INT32 => array.data_type() == &DataType::Int32,
+        PhysicalType::INT64 => array.data_type() == &DataType::Int64,
+        _ => false,
+    }
+}
+
+/// Whether `array` is a dictionary of text or binary values keyed by u8,
+/// u16 or u32, as the WAL makes them.
 pub(super) fn is_wal_dictionary(array: &dyn Array) -> bool {
     match array.data_type() {
         DataType::Dictionary(key, value) => {
@@ -84,24 +107,49 @@ pub(super) fn is_wal_dictionary(array: &dyn Array) -> bool {
     }
 }
 
-/// The chunk of `column` holding `slices` (in order; each one
-/// [`is_wal_dictionary`]), or `None` when Parquet would not write it as one
-/// dictionary (see the module doc) and the caller should encode it instead.
-/// `column` must be [`eligible`] under `properties`.
+/// The chunk of `column` holding `slices` (in order; each one it
+/// [`takes`]), or `None` when Parquet would not write it as one dictionary
+/// (see the module doc) and the caller should encode it instead. `column`
+/// must be [`eligible`] under `properties`.
 pub(super) fn encode(
     column: ColumnDescPtr,
     slices: &[ArrayRef],
     properties: &WriterProperties,
 ) -> Result<Option<DictionaryChunk>, ParquetError> {
-    let Some(merged) = Merged::of(slices)? else {
-        return Ok(None);
+    let limit = properties.column_dictionary_page_size_limit(column.path());
+    let keyed = match column.physical_type() {
+        PhysicalType::BYTE_ARRAY => Merged::of(slices)?.and_then(|merged| merged.keyed(limit)),
+        PhysicalType::INT32 => interned::<Int32Type>(slices, limit),
+        PhysicalType::INT64 => interned::<Int64Type>(slices, limit),
+        _ => None,
     };
-    let path = column.path();
-    if merged.values.is_empty()
-        || merged.dictionary_page_bytes() > properties.column_dictionary_page_size_limit(path)
-    {
-        return Ok(None);
+    match keyed {
+        Some(keyed) => write_chunk(column, keyed, properties).map(Some),
+        None => Ok(None),
     }
+}
+
+/// A column as a dictionary and keys, ready to be written.
+struct Keyed {
+    /// The dictionary page's body (PLAIN), uncompressed.
+    dictionary_page: Vec<u8>,
+    /// Values in the dictionary (at least one).
+    distinct: usize,
+    /// One key per non-NULL row, in row order.
+    keys: Vec<u32>,
+    /// Which rows are non-NULL; `None` when all are.
+    validity: Option<BooleanBufferBuilder>,
+    /// Rows, NULLs included.
+    rows: usize,
+}
+
+/// Writes `keyed` as the chunk of `column`.
+fn write_chunk(
+    column: ColumnDescPtr,
+    merged: Keyed,
+    properties: &WriterProperties,
+) -> Result<DictionaryChunk, ParquetError> {
+    let path = column.path();
     let nullable = column.max_def_level() == 1;
     if !nullable && merged.keys.len() != merged.rows {
         return Err(ParquetError::General(format!(
@@ -129,16 +177,16 @@ pub(super) fn encode(
     let mut offset_index = OffsetIndexBuilder::new();
     {
         let mut pages = SerializedPageWriter::new(&mut sink);
-        let (buf, plain) = compress(merged.dictionary_page())?;
+        let (buf, plain) = compress(merged.dictionary_page)?;
         let page = Page::DictionaryPage {
             buf,
-            num_values: u32::try_from(merged.values.len()).map_err(too_many)?,
+            num_values: u32::try_from(merged.distinct).map_err(too_many)?,
             encoding: Encoding::PLAIN,
             is_sorted: false,
         };
         specs.push(pages.write_page(CompressedPage::new(page, plain))?);
 
-        let bit_width = bits_for(merged.values.len() - 1);
+        let bit_width = bits_for(merged.distinct - 1);
         let page_rows = properties.data_page_row_count_limit().max(1);
         let mut key_start = 0;
         let mut row_start = 0;
@@ -220,7 +268,7 @@ pub(super) fn encode(
         column_index: None,
         offset_index: (!properties.offset_index_disabled()).then(|| offset_index.build()),
     };
-    Ok(Some(DictionaryChunk { bytes, close }))
+    Ok(DictionaryChunk { bytes, close })
 }
 
 fn too_many(_: impl std::fmt::Debug) -> ParquetError {
@@ -366,14 +414,151 @@ impl<'a> Merged<'a> {
         4 * self.values.len() + self.value_bytes
     }
 
-    /// The dictionary page's body, uncompressed.
-    fn dictionary_page(&self) -> Vec<u8> {
-        let mut body = Vec::with_capacity(self.dictionary_page_bytes());
-        for value in &self.values {
-            body.extend_from_slice(&(value.len() as u32).to_le_bytes());
-            body.extend_from_slice(value);
+    /// The merged column, or `None` if it has no values or its dictionary
+    /// page would be over `limit` bytes.
+    fn keyed(self, limit: usize) -> Option<Keyed> {
+        if self.values.is_empty() || self.dictionary_page_bytes() > limit {
+            return None;
         }
-        body
+        let mut page = Vec::with_capacity(self.dictionary_page_bytes());
+        for value in &self.values {
+            page.extend_from_slice(&(value.len() as u32).to_le_bytes());
+            page.extend_from_slice(value);
+        }
+        Some(Keyed {
+            dictionary_page: page,
+            distinct: self.values.len(),
+            keys: self.keys,
+            validity: self.validity,
+            rows: self.rows,
+        })
+    }
+}
+
+/// Integer `slices` (each of type `T`) as a dictionary of their distinct
+/// values, in order of first use, and keys; `None` if a slice is of another
+/// type, every row is NULL, or the dictionary page would be over `limit`
+/// bytes.
+fn interned<T>(slices: &[ArrayRef], limit: usize) -> Option<Keyed>
+where
+    T: ArrowPrimitiveType,
+    T::Native: Into<i64>,
+{
+    let width = std::mem::size_of::<T::Native>();
+    let rows: usize = slices.iter().map(|slice| slice.len()).sum();
+    let any_null = slices.iter().any(|slice| slice.null_count() > 0);
+    let mut keys = Vec::with_capacity(rows);
+    let mut validity = any_null.then(|| BooleanBufferBuilder::new(rows));
+    let mut table = IntTable::default();
+    for slice in slices {
+        let values = slice.as_primitive_opt::<T>()?;
+        match values.nulls() {
+            Some(nulls) => {
+                for (value, present) in values.values().iter().zip(nulls.iter()) {
+                    if present {
+                        keys.push(table.key((*value).into()));
+                    }
+                }
+                if let Some(validity) = validity.as_mut() {
+                    validity.append_buffer(nulls.inner());
+                }
+            }
+            None => {
+                keys.extend(
+                    values
+                        .values()
+                        .iter()
+                        .map(|value| table.key((*value).into())),
+                );
+                if let Some(validity) = validity.as_mut() {
+                    validity.append_n(values.len(), true);
+                }
+            }
+        }
+        if table.values.len() * width > limit {
+            return None;
+        }
+    }
+    if table.values.is_empty() {
+        return None;
+    }
+    let mut page = Vec::with_capacity(table.values.len() * width);
+    for value in &table.values {
+        // PLAIN is the value's little-endian bytes, 4 for INT32, 8 for INT64.
+        page.extend_from_slice(&value.to_le_bytes()[..width]);
+    }
+    Some(Keyed {
+        dictionary_page: page,
+        distinct: table.values.len(),
+        keys,
+        validity,
+        rows,
+    })
+}
+
+/// The distinct integers of a column chunk and their keys: open addressing
+/// with linear probing over a power-of-two table at most half full, each
+/// slot the key plus one (0 for empty), hashed by a multiply (Fibonacci
+/// hashing), which spreads pids and small counters alike.
+#[derive(Default)]
+struct IntTable {
+    /// Distinct values, in key order.
+    values: Vec<i64>,
+    slots: Vec<u32>,
+    /// The last value looked up and its key: runs of one value (a constant
+    /// column, a busy process) skip the table.
+    last: Option<(i64, u32)>,
+}
+
+impl IntTable {
+    /// The key of `value`, added if new.
+    #[inline]
+    fn key(&mut self, value: i64) -> u32 {
+        if let Some((last, key)) = self.last
+            && last == value
+        {
+            return key;
+        }
+        if self.values.len() * 2 >= self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut at = self.slot_of(value);
+        loop {
+            match self.slots[at] {
+                0 => {
+                    self.values.push(value);
+                    let key = (self.values.len() - 1) as u32;
+                    self.slots[at] = key + 1;
+                    self.last = Some((value, key));
+                    return key;
+                }
+                slot if self.values[(slot - 1) as usize] == value => {
+                    self.last = Some((value, slot - 1));
+                    return slot - 1;
+                }
+                _ => at = (at + 1) & mask,
+            }
+        }
+    }
+
+    fn slot_of(&self, value: i64) -> usize {
+        let bits = self.slots.len().trailing_zeros();
+        ((value as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+    }
+
+    /// Doubles the table (to 1,024 slots at first) and places every value
+    /// again.
+    fn grow(&mut self) {
+        self.slots = vec![0; (self.slots.len() * 2).max(1024)];
+        let mask = self.slots.len() - 1;
+        for key in 0..self.values.len() {
+            let mut at = self.slot_of(self.values[key]);
+            while self.slots[at] != 0 {
+                at = (at + 1) & mask;
+            }
+            self.slots[at] = key as u32 + 1;
+        }
     }
 }
 
@@ -664,6 +849,41 @@ mod tests {
             }
             let (read, _) = round_trip(field, &slices, 1 + next(3_000));
             assert_eq!(read.as_ref(), expected.as_ref(), "case {case}");
+        }
+    }
+
+    /// Integer columns: one to 5,000 distinct values (the table grows),
+    /// negative ones, runs of one value, NULLs, several slices; INT32 and
+    /// INT64. Each reads back as its values.
+    #[test]
+    fn integer_columns_read_back_as_their_values() {
+        use arrow::array::{Int32Array, Int64Array};
+        for distinct in [1i64, 2, 300, 5_000] {
+            let value = |i: i64| (i * 7919 % distinct) - distinct / 2;
+            let long: Vec<ArrayRef> = vec![
+                Arc::new(Int64Array::from_iter(
+                    (0..3_000i64).map(|i| (i % 17 != 0).then(|| value(i) * 1_000_003)),
+                )),
+                Arc::new(Int64Array::from_iter_values(
+                    (0..2_000i64).map(|i| value(i / 50)),
+                )),
+            ];
+            let (read, _) = round_trip(Field::new("pid", DataType::Int64, true), &long, 700);
+            assert_eq!(
+                read.as_ref(),
+                plain(&long, &DataType::Int64).as_ref(),
+                "{distinct}"
+            );
+
+            let short: Vec<ArrayRef> = vec![Arc::new(Int32Array::from_iter_values(
+                (0..4_000i64).map(|i| value(i) as i32),
+            ))];
+            let (read, _) = round_trip(Field::new("version", DataType::Int32, false), &short, 999);
+            assert_eq!(
+                read.as_ref(),
+                plain(&short, &DataType::Int32).as_ref(),
+                "{distinct}"
+            );
         }
     }
 

@@ -998,8 +998,8 @@ fn a_logged_run_out_of_time_order_is_sorted_through_plain_values() {
 }
 
 /// Only columns Parquet would dictionary-encode without statistics are
-/// written from dictionaries: free text and the unordered kinds, not text
-/// that keeps min/max, nor the id written as deltas.
+/// written by `dictionary_chunk`: free text and the unordered kinds and
+/// ids, not text that keeps min/max, nor the columns written as deltas.
 #[test]
 fn only_dictionary_columns_without_statistics_are_written_from_dictionaries() {
     let (schema, _) = logged_parts(&[1]);
@@ -1017,5 +1017,5 @@ fn only_dictionary_columns_without_statistics_are_written_from_dictionaries() {
         .collect();
     // `filename_bytes` keeps statistics: its null count tells a reader
     // which files hold text that is not UTF-8.
-    assert_eq!(eligible, ["filename", "event_type"]);
+    assert_eq!(eligible, ["pid", "filename", "event_type"]);
 }
