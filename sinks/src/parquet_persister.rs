@@ -550,13 +550,13 @@ impl ParquetPersister {
 /// threads would cost more than they save.
 const PARALLEL_MIN_ROWS: usize = 8 * 1024;
 
-/// Writes `parts` (one schema, in order) through `writer` as
-/// [`ArrowWriter::write`] would, with row groups of `max_rows` rows, but
-/// with each row group's columns shared out among `threads` threads, and
-/// returns the inner writer once the footer is written. Each column is
-/// encoded by one thread from start to end, so its pages, dictionary and
-/// statistics are exactly those of the serial writer; only the order in
-/// which they are computed changes. The chunks are appended in column order.
+/// Writes `parts` (of `schema`, in order) through `writer`, with row groups
+/// of `max_rows` rows cut as [`ArrowWriter::write`] cuts them, each row
+/// group's columns shared out among `threads` threads, and returns the
+/// inner writer once the footer is written. Each column is encoded by one
+/// thread from start to end, so the file is the same for any number of
+/// threads; only the order in which columns are computed changes. The
+/// chunks are appended in column order.
 ///
 /// `parts` may hold text columns of `schema` as WAL dictionaries. A column
 /// that Parquet would write dictionary-encoded without statistics, text

@@ -146,16 +146,16 @@ struct Keyed {
 /// Writes `keyed` as the chunk of `column`.
 fn write_chunk(
     column: ColumnDescPtr,
-    merged: Keyed,
+    keyed: Keyed,
     properties: &WriterProperties,
 ) -> Result<DictionaryChunk, ParquetError> {
     let path = column.path();
     let nullable = column.max_def_level() == 1;
-    if !nullable && merged.keys.len() != merged.rows {
+    if !nullable && keyed.keys.len() != keyed.rows {
         return Err(ParquetError::General(format!(
             "column {path} is required but {} of its {} values are NULL",
-            merged.rows - merged.keys.len(),
-            merged.rows
+            keyed.rows - keyed.keys.len(),
+            keyed.rows
         )));
     }
     let compression = properties.compression(path);
@@ -177,23 +177,23 @@ fn write_chunk(
     let mut offset_index = OffsetIndexBuilder::new();
     {
         let mut pages = SerializedPageWriter::new(&mut sink);
-        let (buf, plain) = compress(merged.dictionary_page)?;
+        let (buf, plain) = compress(keyed.dictionary_page)?;
         let page = Page::DictionaryPage {
             buf,
-            num_values: u32::try_from(merged.distinct).map_err(too_many)?,
+            num_values: u32::try_from(keyed.distinct).map_err(too_many)?,
             encoding: Encoding::PLAIN,
             is_sorted: false,
         };
         specs.push(pages.write_page(CompressedPage::new(page, plain))?);
 
-        let bit_width = bits_for(merged.distinct - 1);
+        let bit_width = bits_for(keyed.distinct - 1);
         let page_rows = properties.data_page_row_count_limit().max(1);
         let mut key_start = 0;
         let mut row_start = 0;
-        while row_start < merged.rows {
-            let rows = page_rows.min(merged.rows - row_start);
+        while row_start < keyed.rows {
+            let rows = page_rows.min(keyed.rows - row_start);
             let mut body = Vec::new();
-            let present = match &merged.validity {
+            let present = match &keyed.validity {
                 Some(validity) if nullable => {
                     write_definition_levels(&mut body, validity, row_start, rows)
                 }
@@ -207,7 +207,7 @@ fn write_chunk(
             body.push(bit_width);
             write_bit_packed(
                 &mut body,
-                &merged.keys[key_start..key_start + present],
+                &keyed.keys[key_start..key_start + present],
                 bit_width,
             );
             key_start += present;
@@ -256,13 +256,13 @@ fn write_chunk(
         ])
         .set_total_compressed_size(size(|spec| spec.compressed_size)?)
         .set_total_uncompressed_size(size(|spec| spec.uncompressed_size)?)
-        .set_num_values(i64::try_from(merged.rows).map_err(too_many)?)
+        .set_num_values(i64::try_from(keyed.rows).map_err(too_many)?)
         .set_dictionary_page_offset(Some(specs[0].offset as i64))
         .set_data_page_offset(specs.get(1).map_or(0, |spec| spec.offset as i64))
         .build()?;
     let close = ColumnCloseResult {
         bytes_written: bytes.len() as u64,
-        rows_written: merged.rows as u64,
+        rows_written: keyed.rows as u64,
         metadata,
         bloom_filter: None,
         column_index: None,
