@@ -737,19 +737,7 @@ fn scan_schema(def: &TableDef) -> SchemaRef {
 /// makes a 16-byte view per string and copies no text, so it costs a query
 /// about what reading the same rows from a file would.
 fn as_scan_batch(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
-    let columns = batch
-        .columns()
-        .iter()
-        .zip(schema.fields())
-        .map(|(column, field)| {
-            if column.data_type() == field.data_type() {
-                Ok(column.clone())
-            } else {
-                arrow::compute::cast(column, field.data_type())
-            }
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    Ok(sluice_sinks::cast_to_schema(batch, schema)?)
 }
 
 /// The file URLs of a local table directory that can hold rows of

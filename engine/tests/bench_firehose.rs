@@ -320,7 +320,7 @@ fn parquet_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 /// says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_puts_every_file_of_a_run_in_the_store() {
-    use s3_server::{ACCESS_KEY, REGION, S3TestServer, SECRET_KEY};
+    use s3_server::{S3TestServer, SECRET_KEY};
 
     let server_root = tempfile::tempdir().expect("server root");
     let server = S3TestServer::start(server_root.path(), "lake").await;
@@ -352,15 +352,11 @@ async fn upload_puts_every_file_of_a_run_in_the_store() {
         report.display().to_string(),
     ])
     .collect();
-    let endpoint = server.endpoint();
+    let client_env = server.client_env();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(&args)
-            .env("AWS_ENDPOINT", endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", REGION)
+            .envs(client_env)
             .output()
             .expect("run sluice")
     })

@@ -395,7 +395,7 @@ async fn queries_read_the_uploaded_files_from_the_store_url() {
     let data_dir = data.path().to_str().expect("utf-8").to_string();
     let empty = tempfile::tempdir().expect("empty data dir");
     let empty_dir = empty.path().to_str().expect("utf-8").to_string();
-    let endpoint = server.endpoint();
+    let client_env = server.client_env();
     let (local, remote) = tokio::task::spawn_blocking(move || {
         let local = common::stdout_of(&common::run(
             &["query", "--data-dir", &data_dir, "--format", "csv", sql],
@@ -404,11 +404,7 @@ async fn queries_read_the_uploaded_files_from_the_store_url() {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
             .args(["query", "--data-dir", &empty_dir, "--format", "csv"])
             .args(["--store", &format!("s3://{BUCKET}/hosts/a"), sql])
-            .env("AWS_ENDPOINT", endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_REGION", REGION)
+            .envs(client_env)
             .output()
             .expect("run sluice");
         (local, common::stdout_of(&output))

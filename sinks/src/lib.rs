@@ -28,7 +28,7 @@ pub mod wal;
 pub use compaction::{CompactionPolicy, CompactionReport};
 pub use hot_tail::HotTail;
 pub use layout::{PartitionKey, partition_dir};
-pub use parquet_persister::{ParquetPersister, PersistError, PersistOptions};
+pub use parquet_persister::{ParquetPersister, PersistError, PersistOptions, cast_to_schema};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use storage::{
     AppendAck, RecoveryReport, Storage, StorageError, StorageEvent, StorageListener,

@@ -1106,7 +1106,7 @@ pub(crate) fn split_run_by_hour(
     // values, so that every batch has `schema`.
     let plain = batches
         .iter()
-        .map(|batch| plain_batch(schema, batch))
+        .map(|batch| cast_to_schema(batch, schema))
         .collect::<Result<Vec<_>, _>>()
         .map_err(arrow_error)?;
     let combined = arrow::compute::concat_batches(schema, &plain).map_err(arrow_error)?;
@@ -1117,9 +1117,11 @@ pub(crate) fn split_run_by_hour(
         .collect())
 }
 
-/// `batch` with any column whose type differs from `schema`'s (a WAL
-/// dictionary) cast to it.
-fn plain_batch(schema: &SchemaRef, batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+/// `batch` in `schema`: every column whose type differs from its field's
+/// (a WAL dictionary where the table has text, plain text where a scan
+/// wants views) cast to it. The columns must match the fields in number
+/// and order.
+pub fn cast_to_schema(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, ArrowError> {
     if batch.schema_ref() == schema {
         return Ok(batch.clone());
     }

@@ -758,48 +758,7 @@ fn equal_seconds_out_of_nanosecond_order_are_not_taken_as_sorted() {
 /// groups.
 #[test]
 fn columns_encoded_side_by_side_make_the_same_file() {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("pid", DataType::Int64, true),
-        Field::new("filename", DataType::Utf8, true),
-        Field::new("time", DataType::Int64, true),
-        time_ns_field(),
-        Field::new("eid", DataType::Utf8, true),
-        Field::new("filename_bytes", DataType::Binary, true),
-    ]));
-    let mut next = 0usize;
-    let mut part = |rows: usize| {
-        let start = next;
-        next += rows;
-        let ids = start..start + rows;
-        RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                Arc::new(Int64Array::from_iter(
-                    ids.clone()
-                        .map(|i| (i % 11 != 0).then_some((i * 7919 % 5000) as i64)),
-                )),
-                Arc::new(StringArray::from_iter(ids.clone().map(|i| {
-                    (i % 13 != 0).then(|| format!("/Users/alice/Library/Caches/{}", i * 31 % 700))
-                }))),
-                Arc::new(Int64Array::from_iter_values(
-                    ids.clone().map(|i| T0 + (i / 1000) as i64),
-                )),
-                Arc::new(
-                    TimestampNanosecondArray::from_iter_values(
-                        ids.clone()
-                            .map(|i| (T0 + (i / 1000) as i64) * 1_000_000_000 + i as i64),
-                    )
-                    .with_timezone("UTC"),
-                ),
-                Arc::new(StringArray::from_iter_values(
-                    ids.clone().map(|i| format!("{i:010}")),
-                )),
-                Arc::new(arrow::array::BinaryArray::new_null(rows)),
-            ],
-        )
-        .unwrap()
-    };
-    let parts = vec![part(5_000), part(7_000), part(3_001)];
+    let (schema, parts) = file_event_parts(&[5_000, 7_000, 3_001]);
     let written = |threads: usize| {
         let data = tempfile::tempdir().unwrap();
         let options = PersistOptions {
@@ -824,17 +783,18 @@ fn columns_encoded_side_by_side_make_the_same_file() {
     assert_eq!(written(2), serial);
     assert_eq!(written(3), serial);
     assert_eq!(
-        written(8),
+        written(9),
         serial,
         "more threads than a row group has columns"
     );
 }
 
-/// File events as the WAL logs them: free text (`filename`, with its
-/// sidecar), an unordered kind (`event_type`), ordinary text that keeps
-/// statistics (`username`), an id (`eid`) and numbers. `parts` of the
-/// given sizes, consecutive, in time order.
-fn logged_parts(sizes: &[usize]) -> (SchemaRef, Vec<RecordBatch>) {
+/// File events with the columns that the persister treats differently:
+/// free text (`filename`, with its sidecar), an unordered kind
+/// (`event_type`) and id (`pid`), ordinary text that keeps statistics
+/// (`username`), a counter (`eid`) and times. Plain parts of the given
+/// sizes, consecutive, in time order; [`shrunk`] logs them as the WAL does.
+fn file_event_parts(sizes: &[usize]) -> (SchemaRef, Vec<RecordBatch>) {
     let schema = Arc::new(Schema::new(vec![
         Field::new("pid", DataType::Int64, true),
         Field::new("filename", DataType::Utf8, true),
@@ -921,7 +881,7 @@ fn shrunk(parts: &[RecordBatch]) -> Vec<RecordBatch> {
 /// row groups are one part or several, on one thread or more.
 #[test]
 fn a_run_as_the_wal_logged_it_reads_back_as_its_rows() {
-    let (schema, parts) = logged_parts(&[5_000, 7_000, 3_001]);
+    let (schema, parts) = file_event_parts(&[5_000, 7_000, 3_001]);
     let logged = shrunk(&parts);
     for name in ["filename", "event_type", "username"] {
         let column = logged[0].column_by_name(name).unwrap();
@@ -954,7 +914,7 @@ fn a_run_as_the_wal_logged_it_reads_back_as_its_rows() {
 /// and the rows are the same.
 #[test]
 fn logged_and_plain_parts_mix_and_big_dictionaries_fall_back() {
-    let (schema, parts) = logged_parts(&[5_000, 7_000, 3_001]);
+    let (schema, parts) = file_event_parts(&[5_000, 7_000, 3_001]);
     let mut mixed = shrunk(&parts);
     mixed[1] = parts[1].clone();
     let all = arrow::compute::concat_batches(&schema, &parts).unwrap();
@@ -990,7 +950,7 @@ fn logged_and_plain_parts_mix_and_big_dictionaries_fall_back() {
 /// A logged run out of time order is sorted through plain values.
 #[test]
 fn a_logged_run_out_of_time_order_is_sorted_through_plain_values() {
-    let (schema, parts) = logged_parts(&[5_000, 7_000]);
+    let (schema, parts) = file_event_parts(&[5_000, 7_000]);
     let reversed: Vec<RecordBatch> = shrunk(&parts).into_iter().rev().collect();
     let all = arrow::compute::concat_batches(&schema, &parts).unwrap();
     let (rows, _) = persist_logged(&schema, &reversed, PersistOptions::default());
@@ -1002,7 +962,7 @@ fn a_logged_run_out_of_time_order_is_sorted_through_plain_values() {
 /// ids, not text that keeps min/max, nor the columns written as deltas.
 #[test]
 fn only_dictionary_columns_without_statistics_are_written_from_dictionaries() {
-    let (schema, _) = logged_parts(&[1]);
+    let (schema, _) = file_event_parts(&[1]);
     let properties = ParquetPersister::new("unused")
         .writer_properties(&schema)
         .unwrap();

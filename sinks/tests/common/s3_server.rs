@@ -63,6 +63,19 @@ impl S3TestServer {
         format!("http://{}", self.addr)
     }
 
+    /// The environment a `sluice` child process reads to reach this server
+    /// as its S3 store: the endpoint over plain HTTP, the keys it accepts
+    /// and the region.
+    pub fn client_env(&self) -> [(&'static str, String); 5] {
+        [
+            ("AWS_ENDPOINT", self.endpoint()),
+            ("AWS_ALLOW_HTTP", "true".to_string()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+            ("AWS_REGION", REGION.to_string()),
+        ]
+    }
+
     /// Every request seen so far (across restarts).
     pub fn requests(&self) -> Vec<String> {
         self.requests.lock().expect("request log").clone()
