@@ -384,6 +384,10 @@ impl Uploader {
         };
         let size = local.metadata().await.map_err(local_err)?.len();
         let store = self.location.store();
+        let on_this_machine = self.local_object_path(&key);
+        if let Some(parent) = on_this_machine.as_deref().and_then(Path::parent) {
+            create_private_dirs(parent).await.map_err(local_err)?;
+        }
         if size > self.options.multipart_threshold {
             self.put_multipart(&mut local, &key, &file.path).await?;
             self.stats.multipart_uploads.fetch_add(1, Ordering::Relaxed);
@@ -394,6 +398,9 @@ impl Uploader {
                 .put(&key, PutPayload::from(bytes))
                 .await
                 .map_err(store_err)?;
+        }
+        if let Some(object) = &on_this_machine {
+            make_private(object).await.map_err(local_err)?;
         }
         // The PUT's answer is the store's word; the HEAD makes sure the
         // object that a reader will list is this file, whole.
@@ -464,6 +471,30 @@ impl Uploader {
         }
     }
 
+    /// Where the object of `key` lands when the store is a directory of
+    /// this machine (`file://`). object_store's local store creates files
+    /// and directories with the process's umask, world-readable under the
+    /// usual 022, while the data dir's files are the owner's only; the
+    /// uploader gives the copies the same privacy.
+    fn local_object_path(&self, key: &StorePath) -> Option<PathBuf> {
+        let root = self.location.root_url();
+        if root.scheme() != "file" {
+            return None;
+        }
+        if key.as_ref().contains('%') {
+            // A part object_store percent-encoded (a prefix with a space,
+            // say): its file name is the decoded text, which this naive
+            // mapping would miss. sluice's own names never need it.
+            tracing::warn!(key = %key, "cannot tell where this copy lands, so it keeps object_store's permissions");
+            return None;
+        }
+        let mut path = root.to_file_path().ok()?;
+        for part in key.parts() {
+            path.push(part.as_ref());
+        }
+        Some(path)
+    }
+
     async fn retire(&self, file: &PendingFile) -> std::io::Result<()> {
         match self.options.after_upload {
             AfterUpload::DeleteLocal => match tokio::fs::remove_file(&file.path).await {
@@ -473,6 +504,28 @@ impl Uploader {
             AfterUpload::KeepLocal => tokio::fs::write(marker_path(&file.path), b"").await,
         }
     }
+}
+
+/// Creates `dir` and its missing parents, the owner's only (existing
+/// directories keep their mode).
+async fn create_private_dirs(dir: &Path) -> std::io::Result<()> {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir).await
+}
+
+/// Makes the file at `path` the owner's only.
+async fn make_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tokio::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).await?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// `.<name>.uploaded` beside `path`.
@@ -597,6 +650,27 @@ mod tests {
                 .exists()
         );
         assert!(!lake.path().join("wal").exists());
+        // The copies are as private as the data dir: a file store on a
+        // shared machine must not hand the events to every user.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &str| {
+                std::fs::metadata(lake.path().join(p))
+                    .expect("stat")
+                    .permissions()
+                    .mode()
+                    & 0o777
+            };
+            assert_eq!(mode("t/date=2024-01-01/hour=00/a.parquet"), 0o600);
+            assert_eq!(
+                mode("t/date=2024-01-01/hour=01/b.parquet"),
+                0o600,
+                "multipart"
+            );
+            assert_eq!(mode("t/date=2024-01-01/hour=01"), 0o700);
+            assert_eq!(mode("t"), 0o700);
+        }
         // Kept locally, marked: a new uploader (a restart) has nothing to do.
         assert!(a.exists());
         let restarted = Uploader::new(spool.path(), location.clone(), options);
