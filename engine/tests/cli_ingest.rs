@@ -364,3 +364,30 @@ fn a_config_file_sets_the_gates_and_a_bad_one_says_where() {
         "{stderr}"
     );
 }
+
+/// A data dir given as a bare relative name (`--data-dir data`) is made in
+/// the current directory; its parent is the empty path, which must mean
+/// `.` when the new directory entry is fsynced.
+#[test]
+fn a_bare_relative_data_dir_is_made_in_the_current_directory() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let sample = sample();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .current_dir(cwd.path())
+        .args(["ingest", "--data-dir", "data", "--open-events"])
+        .arg(&sample)
+        .output()
+        .expect("run sluice");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        csv(
+            &cwd.path().join("data"),
+            "SELECT count(*) AS n FROM es_process_events"
+        ),
+        "n\n4\n"
+    );
+}

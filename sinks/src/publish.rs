@@ -82,6 +82,13 @@ pub(crate) fn create_private_dir_all(root: &Path, dir: &Path) -> io::Result<()> 
 pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(unix)]
     {
+        // A bare relative name (`--data-dir data`) has the empty path as
+        // its parent: that is the current directory.
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
         File::open(dir)?.sync_all()?;
     }
     #[cfg(not(unix))]
