@@ -57,7 +57,7 @@ pub struct StorageSettings {
 }
 
 /// One run: one store, one source, one rate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
     /// `sluice` (WAL + Parquet) or `rocksdb` (osquery's layout).
     pub store: String,
@@ -445,6 +445,14 @@ impl FirehoseReport {
                 q.join(", ")
             );
         }
+        let comparisons = self.against_baseline();
+        if !comparisons.is_empty() {
+            let _ = writeln!(out);
+            let _ = writeln!(out, "sluice against the baseline, same events:");
+            for line in comparisons {
+                let _ = writeln!(out, "  {line}");
+            }
+        }
         let _ = writeln!(
             out,
             "\ncpu %: of one core, generator included; cpu s/M: CPU seconds per million events; \
@@ -455,9 +463,115 @@ impl FirehoseReport {
     }
 }
 
+impl FirehoseReport {
+    /// For each sluice run with a baseline run of the same source and
+    /// rate, the ratios the issue's targets are about: events/s (max runs;
+    /// a fixed run stores what it is offered), pipeline CPU per event and
+    /// bytes per event.
+    pub fn against_baseline(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for ours in self.runs.iter().filter(|r| r.store == "sluice") {
+            let Some(theirs) = self.runs.iter().find(|r| {
+                r.store != "sluice"
+                    && r.source == ours.source
+                    && r.offered_rate == ours.offered_rate
+            }) else {
+                continue;
+            };
+            let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+            let mut parts = Vec::new();
+            if ours.offered_rate.is_none() {
+                parts.push(format!(
+                    "{:.1}× events/s",
+                    ratio(ours.events_per_sec, theirs.events_per_sec)
+                ));
+            }
+            parts.push(format!(
+                "{:.1}× less pipeline CPU per event",
+                ratio(
+                    theirs.pipeline_cpu_secs_per_million,
+                    ours.pipeline_cpu_secs_per_million
+                )
+            ));
+            parts.push(format!(
+                "{:.0}× fewer bytes per event",
+                ratio(theirs.bytes_per_event, ours.bytes_per_event)
+            ));
+            lines.push(format!(
+                "{:<5} {:<12} {}",
+                ours.source,
+                ours.offered_rate
+                    .map_or("max".to_string(), |x| format!("{}/s", si(x))),
+                parts.join(", ")
+            ));
+        }
+        lines
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(store: &str, rate: Option<f64>, per_sec: f64, cpu: f64, bytes: f64) -> RunReport {
+        RunReport {
+            store: store.to_string(),
+            source: "rows".to_string(),
+            mode: if rate.is_some() { "fixed" } else { "max" }.to_string(),
+            offered_rate: rate,
+            events_per_sec: per_sec,
+            pipeline_cpu_secs_per_million: cpu,
+            bytes_per_event: bytes,
+            ..RunReport::default()
+        }
+    }
+
+    #[test]
+    fn sluice_is_compared_with_the_baseline_run_of_the_same_source_and_rate() {
+        let report = FirehoseReport {
+            runs: vec![
+                run("sluice", None, 1_240_000.0, 0.98, 12.1),
+                run("sluice", Some(16_666.7), 16_300.0, 1.03, 12.2),
+                run("sluice", Some(66_666.7), 65_300.0, 0.83, 11.9),
+                run("rocksdb", None, 180_000.0, 8.77, 819.0),
+                run("rocksdb", Some(16_666.7), 16_300.0, 8.14, 517.0),
+            ],
+            sluice_version: "test",
+            cpus: 2,
+            seed: 1,
+            mix: String::new(),
+            processes: 64,
+            seed_rate: 16_666.7,
+            storage: StorageSettings {
+                wal_fsync: String::new(),
+                compression: String::new(),
+                encoding_threads: 2,
+                roll_bytes: 0,
+                roll_age_secs: 0.0,
+                queue_budget_bytes: 0,
+                batch_rows: 0,
+            },
+        };
+        assert_eq!(
+            report.against_baseline(),
+            [
+                "rows  max          6.9× events/s, 8.9× less pipeline CPU per event, 68× fewer bytes per event",
+                "rows  16.7k/s      7.9× less pipeline CPU per event, 42× fewer bytes per event",
+            ]
+        );
+        assert!(
+            report
+                .render()
+                .contains("sluice against the baseline, same events:")
+        );
+        // Without a baseline (the build CI runs), no comparison is printed.
+        let alone = FirehoseReport {
+            runs: report.runs[..3].to_vec(),
+            ..report
+        };
+        assert!(alone.against_baseline().is_empty());
+        assert!(!alone.render().contains("against the baseline"));
+    }
 
     #[test]
     fn latency_percentiles() {
