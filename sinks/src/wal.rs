@@ -49,6 +49,7 @@ use arrow::ipc::writer::StreamWriter;
 use crate::publish::{create_private_dir_all, create_private_file, sync_dir};
 
 pub(crate) mod dictionary;
+mod narrowing;
 
 /// Marks the start of every record.
 const MAGIC: [u8; 4] = *b"SLW1";
@@ -559,9 +560,12 @@ fn encode_record(
     let payload_start = buffer.len();
     let logged = dictionary::shrink(batch).map_err(encode_error)?;
     {
+        // Packed for the record only: the hot tail (and Parquet) take the
+        // dictionary form.
+        let packed = narrowing::pack(&logged).map_err(encode_error)?;
         let mut writer =
-            StreamWriter::try_new(&mut *buffer, &logged.schema()).map_err(encode_error)?;
-        writer.write(&logged).map_err(encode_error)?;
+            StreamWriter::try_new(&mut *buffer, &packed.schema()).map_err(encode_error)?;
+        writer.write(&packed).map_err(encode_error)?;
         writer.finish().map_err(encode_error)?;
     }
     let payload_len = buffer.len() - payload_start;
@@ -696,8 +700,12 @@ fn decode_payload(payload: &[u8]) -> Result<RecordBatch, &'static str> {
     let mut reader = StreamReader::try_new(Cursor::new(payload), None)
         .map_err(|_| "payload is not Arrow IPC")?;
     match reader.next() {
-        Some(Ok(batch)) => dictionary::restore(batch)
-            .map_err(|_| "payload's dictionary-encoded columns do not decode"),
+        Some(Ok(batch)) => narrowing::unpack(batch)
+            .map_err(|_| "payload's packed columns do not decode")
+            .and_then(|batch| {
+                dictionary::restore(batch)
+                    .map_err(|_| "payload's dictionary-encoded columns do not decode")
+            }),
         _ => Err("payload holds no readable batch"),
     }
 }
@@ -953,6 +961,62 @@ mod tests {
         let (_, replay) = Wal::open(&wal_dir, WalOptions::default()).unwrap();
         assert_eq!(replay.records.len(), 1);
         assert_eq!(replay.records[0].batch, appended);
+    }
+
+    /// A file event's numbers and id are narrowed in the record, replay
+    /// gives back the appended batch, and the batch handed on for Parquet
+    /// keeps its integer types.
+    #[test]
+    fn numbers_and_ids_are_narrowed_in_the_record_only() {
+        use arrow::array::{Int64Array, TimestampNanosecondArray};
+        use arrow::datatypes::TimeUnit;
+        let rows = 8192i64;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("pid", DataType::Int64, true),
+            Field::new("eid", DataType::Utf8, false),
+            Field::new(
+                "time_ns",
+                DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+                false,
+            ),
+        ]));
+        let appended = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from_iter(
+                    (0..rows).map(|i| (i % 9 != 4).then_some(300 + (i * 7919) % 60_000)),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    (0..rows).map(|i| format!("{:010}", 1_000 + i)),
+                )),
+                Arc::new(
+                    TimestampNanosecondArray::from_iter_values(
+                        (0..rows).map(|i| 1_714_564_800_000_000_000 + i * 50_000),
+                    )
+                    .with_timezone("UTC"),
+                ),
+            ],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let wal_dir = dir.path().join(".wal");
+        {
+            let (mut wal, _) = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+            let (_, logged) = wal.append_logged("t", &appended).unwrap();
+            assert_eq!(logged, appended, "the hot tail's batch is not packed");
+        }
+        let segment = fs::metadata(wal_dir.join(format!("{:020}.wal", 1))).unwrap();
+        // 2 bytes of pid, 2 of time's steps, none of eid, where plain IPC
+        // takes 30.
+        assert!(
+            segment.len() < 5 * rows as u64,
+            "record {} bytes for {rows} rows",
+            segment.len()
+        );
+        let (_, replay) = Wal::open(&wal_dir, WalOptions::default()).unwrap();
+        assert_eq!(replay.records.len(), 1);
+        assert_eq!(replay.records[0].batch, appended);
+        assert_eq!(replay.records[0].batch.schema(), appended.schema());
     }
 
     /// The WAL segments in `dir`.

@@ -106,7 +106,7 @@ pub(crate) fn restore(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
 /// `batch` with each column for which `replace` returns a new field and
 /// column swapped for them, the others and the schema's metadata kept.
 /// Returns the batch itself (a cheap clone) when nothing is replaced.
-fn replace_columns(
+pub(super) fn replace_columns(
     batch: &RecordBatch,
     mut replace: impl FnMut(&Field, &ArrayRef) -> Result<Option<(Field, ArrayRef)>, ArrowError>,
 ) -> Result<RecordBatch, ArrowError> {
