@@ -202,37 +202,19 @@ fn narrowed_of<T: Wide>(column: &ArrayRef) -> Option<(Marks, ArrayRef)> {
     }
     // In `offset` form a NULL slot's value is whatever the builder left
     // there; its offset wraps harmlessly and is never read back as a value.
-    let packed: Vec<u64> = if encoding == ENCODING_DELTA {
-        let mut previous = base;
-        values
-            .iter()
-            .map(|&v| {
-                let v: i64 = v.into();
-                let step = v.wrapping_sub(previous) as u64;
-                previous = v;
-                step
-            })
-            .collect()
-    } else {
-        values
-            .iter()
-            .map(|&v| {
-                let v: i64 = v.into();
-                v.wrapping_sub(min) as u64
-            })
-            .collect()
-    };
+    // One pass straight into the narrow type: this runs on the writer
+    // thread for every number of every batch.
     let narrowed: ArrayRef = match width {
         1 => Arc::new(PrimitiveArray::<UInt8Type>::new(
-            packed.iter().map(|&v| v as u8).collect(),
+            packed_values(&values, encoding, base, |v| v as u8),
             nulls,
         )),
         2 => Arc::new(PrimitiveArray::<UInt16Type>::new(
-            packed.iter().map(|&v| v as u16).collect(),
+            packed_values(&values, encoding, base, |v| v as u16),
             nulls,
         )),
         _ => Arc::new(PrimitiveArray::<UInt32Type>::new(
-            packed.iter().map(|&v| v as u32).collect(),
+            packed_values(&values, encoding, base, |v| v as u32),
             nulls,
         )),
     };
@@ -241,6 +223,36 @@ fn narrowed_of<T: Wide>(column: &ArrayRef) -> Option<(Marks, ArrayRef)> {
         (BASE_KEY.to_string(), base.to_string()),
     ];
     Some((marks, narrowed))
+}
+
+/// Each value's offset from `base` (or, for `delta`, its step from the
+/// value before, the first's from `base`), cut to the narrow type by `cut`.
+fn packed_values<T: Wide, N: arrow::datatypes::ArrowNativeType>(
+    values: &[T],
+    encoding: &str,
+    base: i64,
+    cut: impl Fn(u64) -> N,
+) -> ScalarBuffer<N> {
+    if encoding == ENCODING_DELTA {
+        let mut previous = base;
+        values
+            .iter()
+            .map(|&v| {
+                let v: i64 = v.into();
+                let step = v.wrapping_sub(previous) as u64;
+                previous = v;
+                cut(step)
+            })
+            .collect()
+    } else {
+        values
+            .iter()
+            .map(|&v| {
+                let v: i64 = v.into();
+                cut(v.wrapping_sub(base) as u64)
+            })
+            .collect()
+    }
 }
 
 /// The largest step from one value to the next, as an unsigned number: a
