@@ -260,13 +260,32 @@ pub async fn run_command(command: QueryCommand<'_>) -> Result<(), QueryError> {
     // A query busy in an operator that never yields cannot be aborted from
     // inside; a one-shot command can still stop on time, by exiting. The
     // in-runtime timeout in `run` fires first whenever the query yields.
+    //
+    // Once the command has returned, its outcome is the caller's to report:
+    // the watchdog then only ends a process whose shutdown hangs on such an
+    // operator, silently and with the outcome's exit code. (It used to
+    // print the timeout a second time, after the caller had printed it.)
+    use std::sync::atomic::{AtomicU8, Ordering};
+    static OUTCOME: AtomicU8 = AtomicU8::new(RUNNING);
+    const RUNNING: u8 = 0;
+    const SUCCEEDED: u8 = 1;
+    const FAILED: u8 = 2;
     let timeout = sql::query_limits(&ctx).timeout;
     std::thread::spawn(move || {
         std::thread::sleep(timeout + std::time::Duration::from_millis(250));
-        eprintln!("sluice: error: {}", QueryError::Timeout(timeout));
-        std::process::exit(1);
+        match OUTCOME.load(Ordering::Acquire) {
+            RUNNING => {
+                eprintln!("sluice: error: {}", QueryError::Timeout(timeout));
+                std::process::exit(1);
+            }
+            outcome => {
+                // Time for the caller to print its error, if it has one.
+                std::thread::sleep(std::time::Duration::from_secs(2));
+                std::process::exit(i32::from(outcome == FAILED));
+            }
+        }
     });
-    match command.out {
+    let result = match command.out {
         Some(path) => write_out_file(&ctx, command.sql, command.format, path).await,
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
@@ -275,7 +294,10 @@ pub async fn run_command(command: QueryCommand<'_>) -> Result<(), QueryError> {
                 other => other,
             }
         }
-    }
+    };
+    let outcome = if result.is_ok() { SUCCEEDED } else { FAILED };
+    OUTCOME.store(outcome, Ordering::Release);
+    result
 }
 
 /// Runs `sql` into `path`, atomically; see [`run_command`].
