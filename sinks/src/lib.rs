@@ -31,7 +31,7 @@ pub use layout::{PartitionKey, partition_dir};
 pub use parquet_persister::{ParquetPersister, PersistError, PersistOptions, cast_to_schema};
 pub use retention::{RetentionPolicy, RetentionReport};
 pub use storage::{
-    AppendAck, RecoveryReport, Storage, StorageError, StorageEvent, StorageListener,
-    StorageOptions, StorageStats, WalRange,
+    AppendAck, PreparedAppend, RecoveryReport, Storage, StorageError, StorageEvent,
+    StorageListener, StorageOptions, StorageStats, WalRange,
 };
 pub use wal::{FsyncPolicy, WalOptions};

@@ -71,7 +71,7 @@ use crate::hot_tail::{HotBatch, HotTail, TailStats};
 use crate::layout::{PartitionKey, partition_dir};
 use crate::parquet_persister::{split_by_hour, time_column, validate_table_name};
 use crate::retention::{self, RetentionPolicy, RetentionReport};
-use crate::wal::{Checkpoint, Wal, WalError, WalOptions};
+use crate::wal::{Checkpoint, EncodedRecord, Wal, WalError, WalOptions};
 use crate::{ParquetPersister, PersistError, PersistOptions};
 
 /// Name of the WAL directory under the data dir.
@@ -218,6 +218,28 @@ impl StorageError {
         };
         io.kind() == std::io::ErrorKind::StorageFull
             || io.kind() == std::io::ErrorKind::QuotaExceeded
+    }
+}
+
+/// A batch checked and encoded as its WAL record by [`Storage::prepare`],
+/// ready for [`Storage::append_prepared`].
+#[derive(Debug)]
+pub struct PreparedAppend {
+    table: String,
+    batch: RecordBatch,
+    /// `None` for an empty batch, which is not stored.
+    record: Option<EncodedRecord>,
+}
+
+impl PreparedAppend {
+    /// The table the batch is for.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// The batch's rows.
+    pub fn rows(&self) -> usize {
+        self.batch.num_rows()
     }
 }
 
@@ -411,7 +433,13 @@ struct Shared {
     idle: Condvar,
     counters: Counters,
     listener: RwLock<Option<Arc<StorageListener>>>,
+    /// Spent WAL record buffers, reused by [`Storage::prepare`].
+    spare_records: Mutex<Vec<Vec<u8>>>,
 }
+
+/// How many spent record buffers are kept: one being encoded, one waiting
+/// to be appended.
+const SPARE_RECORDS: usize = 2;
 
 impl std::fmt::Debug for Storage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -522,6 +550,7 @@ impl Storage {
             idle: Condvar::new(),
             counters: Counters::default(),
             listener: RwLock::new(None),
+            spare_records: Mutex::new(Vec::new()),
             options,
         });
         let spawn = |name: &str, body: fn(&Shared)| {
@@ -606,29 +635,127 @@ impl Storage {
     /// the WAL), it is counted and retried. When the hot tail's budget is
     /// full, this waits for the roller and then rolls every table itself.
     pub fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
+        let prepared = self.prepare(table, batch)?;
+        self.append_prepared(prepared)
+    }
+
+    /// The first half of [`Storage::append`], which takes no lock: checks
+    /// the batch and encodes its WAL record (dictionaries, narrowed
+    /// numbers, Arrow IPC, CRC). [`Storage::append_prepared`] does the
+    /// rest. One thread may prepare the next batch while another appends
+    /// this one and waits for its fsync; [`Storage::append_all`] does
+    /// exactly that.
+    ///
+    /// A batch that cannot be encoded is counted as refused, as an append
+    /// that fails is.
+    pub fn prepare(&self, table: &str, batch: RecordBatch) -> Result<PreparedAppend, StorageError> {
         validate_table_name(table)?;
         time_column(table, &batch)?;
         if batch.num_rows() == 0 {
-            return Ok(AppendAck { seq: 0 });
+            return Ok(PreparedAppend {
+                table: table.to_string(),
+                batch,
+                record: None,
+            });
         }
+        let buffer = relock(self.shared.spare_records.lock())
+            .pop()
+            .unwrap_or_default();
+        match EncodedRecord::encode(buffer, table, &batch) {
+            Ok(record) => Ok(PreparedAppend {
+                table: table.to_string(),
+                batch,
+                record: Some(record),
+            }),
+            Err(err) => {
+                let err = StorageError::from(err);
+                self.count_refused(batch.num_rows(), &err);
+                Err(err)
+            }
+        }
+    }
+
+    /// The second half of [`Storage::append`]: the WAL record is written
+    /// (and fsynced, as the policy says), then the batch joins the hot
+    /// tail. When this returns `Ok` the batch is acknowledged.
+    pub fn append_prepared(&self, prepared: PreparedAppend) -> Result<AppendAck, StorageError> {
+        let PreparedAppend {
+            table,
+            batch,
+            record,
+        } = prepared;
+        let Some(record) = record else {
+            return Ok(AppendAck { seq: 0 });
+        };
         let rows = batch.num_rows();
-        let result = self.shared.append(table, batch);
-        let c = &self.shared.counters;
+        let result = self.shared.append_encoded(&table, batch, record);
         match &result {
             Ok(_) => {
+                let c = &self.shared.counters;
                 c.appended_batches.fetch_add(1, Ordering::Relaxed);
                 c.appended_rows.fetch_add(rows as u64, Ordering::Relaxed);
             }
-            Err(err) => {
-                c.refused_batches.fetch_add(1, Ordering::Relaxed);
-                c.refused_rows.fetch_add(rows as u64, Ordering::Relaxed);
-                self.shared.lock().last_error = Some(err.to_string());
-            }
+            Err(err) => self.count_refused(rows, err),
         }
-        if result.is_ok() && self.shared.hot.table_bytes(table) >= self.shared.options.roll_bytes {
-            self.roll_when_due(table);
+        if result.is_ok() && self.shared.hot.table_bytes(&table) >= self.shared.options.roll_bytes {
+            self.roll_when_due(&table);
         }
         result
+    }
+
+    /// Appends every batch `batches` yields, in order, as
+    /// [`Storage::append`] would one by one, and hands each outcome (with
+    /// the batch's tag and rows) to `acked`, in the same order, on the
+    /// calling thread. The batches are prepared on a second thread, so the
+    /// next batch is being encoded while the WAL waits for this one's
+    /// fsync: under `--wal-fsync batch` the appending thread spent a fifth
+    /// of a firehose run waiting on the disk, and the source behind it
+    /// waited with it.
+    ///
+    /// When `acked` returns `false`, no more batches are stored: the rest
+    /// are still taken from `batches` (so a producer feeding it is not left
+    /// waiting) and dropped, and this returns once `batches` ends. Returns
+    /// an error, having taken nothing, if the encoding thread cannot be
+    /// started.
+    pub fn append_all<'t, T: Send>(
+        &self,
+        batches: impl Iterator<Item = (&'t str, RecordBatch, T)> + Send,
+        mut acked: impl FnMut(T, usize, Result<AppendAck, StorageError>) -> bool,
+    ) -> std::io::Result<()> {
+        type Prepared<T> = (Result<PreparedAppend, StorageError>, usize, T);
+        std::thread::scope(|scope| {
+            // One batch waits, encoded, while the one before is appended.
+            let (to_append, prepared) = std::sync::mpsc::sync_channel::<Prepared<T>>(1);
+            std::thread::Builder::new()
+                .name("sluice-wal-encode".into())
+                .spawn_scoped(scope, move || {
+                    let mut appending = true;
+                    for (table, batch, tag) in batches {
+                        if !appending {
+                            continue;
+                        }
+                        let rows = batch.num_rows();
+                        let prepared = self.prepare(table, batch);
+                        // The appender has stopped: drain the source.
+                        appending = to_append.send((prepared, rows, tag)).is_ok();
+                    }
+                })?;
+            for (prepared, rows, tag) in prepared {
+                let result = prepared.and_then(|p| self.append_prepared(p));
+                if !acked(tag, rows, result) {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Counts `rows` as refused because of `err`.
+    fn count_refused(&self, rows: usize, err: &StorageError) {
+        let c = &self.shared.counters;
+        c.refused_batches.fetch_add(1, Ordering::Relaxed);
+        c.refused_rows.fetch_add(rows as u64, Ordering::Relaxed);
+        self.shared.lock().last_error = Some(err.to_string());
     }
 
     /// Rolls `table` if due: hands it to the roller, or rolls it here.
@@ -742,7 +869,14 @@ impl Shared {
         }
     }
 
-    fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
+    /// Appends a batch [`Storage::prepare`] encoded: room in the hot tail,
+    /// then the WAL (with its fsync), then the hot tail.
+    fn append_encoded(
+        &self,
+        table: &str,
+        batch: RecordBatch,
+        mut record: EncodedRecord,
+    ) -> Result<AppendAck, StorageError> {
         let size = batch.get_array_memory_size();
         if self.hot.would_exceed(size) {
             // Make room: first let the roller free it (its batches are
@@ -756,18 +890,36 @@ impl Shared {
                 self.roll_all();
             }
         }
-        let mut writer = self.lock();
-        if self.hot.would_exceed(size) && self.hot.bytes() > 0 {
-            return Err(StorageError::HotTailFull {
-                table: table.to_string(),
-                rows: batch.num_rows(),
-                bytes: self.hot.bytes(),
-                budget: self.hot.budget_bytes(),
-            });
-        }
-        let (seq, logged) = writer.wal.append_logged(table, &batch)?;
+        let appended = {
+            let mut writer = self.lock();
+            if self.hot.would_exceed(size) && self.hot.bytes() > 0 {
+                Err(StorageError::HotTailFull {
+                    table: table.to_string(),
+                    rows: batch.num_rows(),
+                    bytes: self.hot.bytes(),
+                    budget: self.hot.budget_bytes(),
+                })
+            } else {
+                writer
+                    .wal
+                    .append_encoded(&mut record)
+                    .map_err(StorageError::from)
+            }
+        };
+        let (logged, buffer) = record.into_parts();
+        self.spare_record(buffer);
+        let seq = appended?;
         self.hot.push_logged(table, seq, batch, logged);
         Ok(AppendAck { seq })
+    }
+
+    /// Keeps a spent record's memory for the next encoding: a record is
+    /// megabytes, and a fresh one is a fresh mapping to fault in.
+    fn spare_record(&self, buffer: Vec<u8>) {
+        let mut spare = relock(self.spare_records.lock());
+        if spare.len() < SPARE_RECORDS {
+            spare.push(buffer);
+        }
     }
 
     /// Waits until the roller's queue is empty and it is idle (at once

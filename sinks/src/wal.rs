@@ -372,16 +372,24 @@ impl Wal {
         table: &str,
         batch: &RecordBatch,
     ) -> Result<(u64, RecordBatch), WalError> {
-        let table_len =
-            u16::try_from(table.len()).map_err(|_| WalError::TableName(table.to_string()))?;
-        let seq = self.next_seq;
-        let logged = encode_record(&mut self.buffer, seq, table, table_len, batch)?;
+        let mut record = EncodedRecord::encode(std::mem::take(&mut self.buffer), table, batch)?;
+        let appended = self.append_encoded(&mut record);
+        self.buffer = record.bytes;
+        appended.map(|seq| (seq, record.logged))
+    }
 
+    /// Appends a record [`EncodedRecord::encode`] made, giving it the next
+    /// sequence number, and returns that number. When this returns, the
+    /// record is durable as far as the [`FsyncPolicy`] promises. On error
+    /// nothing was appended (a partial write is cut back).
+    pub(crate) fn append_encoded(&mut self, record: &mut EncodedRecord) -> Result<u64, WalError> {
+        let seq = self.next_seq;
+        record.number(seq);
         self.ensure_active_segment(seq)?;
         let Some((active, last)) = self.active.as_mut() else {
             unreachable!("ensure_active_segment always leaves an active segment");
         };
-        if let Err(source) = active.file.write_all(&self.buffer) {
+        if let Err(source) = active.file.write_all(&record.bytes) {
             // Cut the partial record off so the next one follows a whole
             // record; if even that fails, seal this segment (replay cuts it
             // at the garbage) and write the next record into a new one.
@@ -394,7 +402,7 @@ impl Wal {
                 source,
             });
         }
-        active.len += self.buffer.len() as u64;
+        active.len += record.bytes.len() as u64;
         *last = Some(seq);
         self.next_seq += 1;
         self.unsynced = true;
@@ -403,7 +411,7 @@ impl Wal {
             FsyncPolicy::Interval(every) if self.last_sync.elapsed() >= every => self.sync()?,
             _ => {}
         }
-        Ok((seq, logged))
+        Ok(seq)
     }
 
     /// fsyncs the active segment if anything was appended since the last sync.
@@ -541,50 +549,91 @@ impl Drop for Wal {
     }
 }
 
-/// Encodes one record into `buffer` (cleared first) and returns the batch
-/// it holds, repetitive text as dictionaries.
-fn encode_record(
-    buffer: &mut Vec<u8>,
-    seq: u64,
-    table: &str,
-    table_len: u16,
-    batch: &RecordBatch,
-) -> Result<RecordBatch, WalError> {
-    let encode_error = |source| WalError::Encode {
-        table: table.to_string(),
-        source,
-    };
-    buffer.clear();
-    buffer.resize(HEADER_BYTES, 0);
-    buffer.extend_from_slice(table.as_bytes());
-    let payload_start = buffer.len();
-    let logged = dictionary::shrink(batch).map_err(encode_error)?;
-    {
-        // Packed for the record only: the hot tail (and Parquet) take the
-        // dictionary form.
-        let packed = narrowing::pack(&logged).map_err(encode_error)?;
-        let mut writer =
-            StreamWriter::try_new(&mut *buffer, &packed.schema()).map_err(encode_error)?;
-        writer.write(&packed).map_err(encode_error)?;
-        writer.finish().map_err(encode_error)?;
-    }
-    let payload_len = buffer.len() - payload_start;
-    let payload_len = u32::try_from(payload_len)
-        .ok()
-        .filter(|&n| (n as usize) <= MAX_PAYLOAD_BYTES)
-        .ok_or_else(|| WalError::Encode {
+/// A batch encoded as its WAL record, all but its sequence number: the
+/// costly part of an append (dictionaries, narrowing, Arrow IPC, the
+/// payload's CRC), which needs no lock, so that the next batch can be
+/// encoded while the WAL waits for the fsync of this one.
+#[derive(Debug)]
+pub(crate) struct EncodedRecord {
+    /// Header (its sequence number and CRC set by [`Wal::append_encoded`]),
+    /// table name and payload.
+    bytes: Vec<u8>,
+    /// The CRC-32 of the payload alone; the header's bytes are folded in
+    /// once the sequence number is known.
+    payload_crc: crc32fast::Hasher,
+    /// The batch as the record holds it: its repetitive text columns as
+    /// dictionaries (see the `dictionary` module), which the roll hands to
+    /// Parquet so that it need not build the same dictionaries again.
+    logged: RecordBatch,
+}
+
+impl EncodedRecord {
+    /// Encodes `batch` of `table` into `buffer` (cleared first; pass a
+    /// spent record's [`EncodedRecord::into_buffer`] to reuse its memory).
+    pub(crate) fn encode(
+        mut buffer: Vec<u8>,
+        table: &str,
+        batch: &RecordBatch,
+    ) -> Result<EncodedRecord, WalError> {
+        let encode_error = |source| WalError::Encode {
             table: table.to_string(),
-            source: ArrowError::InvalidArgumentError(format!(
-                "batch of {payload_len} bytes is larger than a WAL record may be (1 GiB)"
-            )),
-        })?;
-    buffer[0..4].copy_from_slice(&MAGIC);
-    buffer[4..8].copy_from_slice(&payload_len.to_le_bytes());
-    buffer[12..20].copy_from_slice(&seq.to_le_bytes());
-    buffer[20..22].copy_from_slice(&table_len.to_le_bytes());
-    let crc = crc32(&buffer[12..]);
-    buffer[8..12].copy_from_slice(&crc.to_le_bytes());
-    Ok(logged)
+            source,
+        };
+        let table_len =
+            u16::try_from(table.len()).map_err(|_| WalError::TableName(table.to_string()))?;
+        buffer.clear();
+        buffer.resize(HEADER_BYTES, 0);
+        buffer.extend_from_slice(table.as_bytes());
+        let payload_start = buffer.len();
+        let logged = dictionary::shrink(batch).map_err(encode_error)?;
+        {
+            // Packed for the record only: the hot tail (and Parquet) take
+            // the dictionary form.
+            let packed = narrowing::pack(&logged).map_err(encode_error)?;
+            let mut writer =
+                StreamWriter::try_new(&mut buffer, &packed.schema()).map_err(encode_error)?;
+            writer.write(&packed).map_err(encode_error)?;
+            writer.finish().map_err(encode_error)?;
+        }
+        let payload_len = buffer.len() - payload_start;
+        let payload_len = u32::try_from(payload_len)
+            .ok()
+            .filter(|&n| (n as usize) <= MAX_PAYLOAD_BYTES)
+            .ok_or_else(|| WalError::Encode {
+                table: table.to_string(),
+                source: ArrowError::InvalidArgumentError(format!(
+                    "batch of {payload_len} bytes is larger than a WAL record may be (1 GiB)"
+                )),
+            })?;
+        buffer[0..4].copy_from_slice(&MAGIC);
+        buffer[4..8].copy_from_slice(&payload_len.to_le_bytes());
+        buffer[20..22].copy_from_slice(&table_len.to_le_bytes());
+        let mut payload_crc = crc32fast::Hasher::new();
+        payload_crc.update(&buffer[payload_start..]);
+        Ok(EncodedRecord {
+            bytes: buffer,
+            payload_crc,
+            logged,
+        })
+    }
+
+    /// Gives the record sequence number `seq` and its CRC: that of
+    /// everything after the CRC field, the sequence number included.
+    fn number(&mut self, seq: u64) {
+        self.bytes[12..20].copy_from_slice(&seq.to_le_bytes());
+        let table_len = u16::from_le_bytes([self.bytes[20], self.bytes[21]]);
+        let payload_start = HEADER_BYTES + usize::from(table_len);
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&self.bytes[12..payload_start]);
+        crc.combine(&self.payload_crc);
+        self.bytes[8..12].copy_from_slice(&crc.finalize().to_le_bytes());
+    }
+
+    /// The batch as logged, for the hot tail, and the record's memory, for
+    /// encoding the next one into.
+    pub(crate) fn into_parts(self) -> (RecordBatch, Vec<u8>) {
+        (self.logged, self.bytes)
+    }
 }
 
 /// Reads every whole record of one segment into `replay` (those above the
@@ -904,8 +953,9 @@ mod tests {
         // Half a third record: a crash in the middle of a write.
         let segment = wal_dir.join(format!("{:020}.wal", 1));
         let whole = fs::metadata(&segment).unwrap().len();
-        let mut tail = Vec::new();
-        encode_record(&mut tail, 3, "t", 1, &batch(&[4])).unwrap();
+        let mut record = EncodedRecord::encode(Vec::new(), "t", &batch(&[4])).unwrap();
+        record.number(3);
+        let (_, tail) = record.into_parts();
         let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
         file.write_all(&tail[..tail.len() / 2]).unwrap();
         drop(file);

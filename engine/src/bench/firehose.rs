@@ -230,6 +230,21 @@ pub(crate) trait EventStore: Sync {
     /// Stores one batch; `Ok` once it is acknowledged (durable per the
     /// store's policy, and readable).
     fn append(&self, table: &'static TableDef, batch: RecordBatch) -> Result<(), BenchError>;
+    /// Stores every batch `batches` yields, in order, and hands each
+    /// one's table, rows and outcome to `acked` in the same order. The
+    /// default appends them one by one; sluice's storage encodes the next
+    /// batch while it waits for this one's fsync.
+    fn append_all(
+        &self,
+        batches: &mut (dyn Iterator<Item = (&'static TableDef, RecordBatch)> + Send),
+        acked: &mut dyn FnMut(&'static TableDef, u64, Result<(), BenchError>),
+    ) -> Result<(), BenchError> {
+        for (table, batch) in batches {
+            let rows = batch.num_rows() as u64;
+            acked(table, rows, self.append(table, batch));
+        }
+        Ok(())
+    }
     /// Periodic upkeep (rolls by age, fsync intervals).
     fn maintain(&self);
     /// Batches of `table` not yet in long-term files, for stores that have
@@ -243,6 +258,26 @@ impl EventStore for Storage {
     fn append(&self, table: &'static TableDef, batch: RecordBatch) -> Result<(), BenchError> {
         Storage::append(self, table.name, batch)?;
         Ok(())
+    }
+
+    fn append_all(
+        &self,
+        batches: &mut (dyn Iterator<Item = (&'static TableDef, RecordBatch)> + Send),
+        acked: &mut dyn FnMut(&'static TableDef, u64, Result<(), BenchError>),
+    ) -> Result<(), BenchError> {
+        let tagged = batches.map(|(table, batch)| (table.name, batch, table));
+        Storage::append_all(self, tagged, |table, rows, result| {
+            acked(
+                table,
+                rows as u64,
+                result.map(|_| ()).map_err(BenchError::from),
+            );
+            true
+        })
+        .map_err(|source| BenchError::Io {
+            path: self.data_dir().to_path_buf(),
+            source,
+        })
     }
 
     fn maintain(&self) {
@@ -423,11 +458,11 @@ fn write_all(
     let mut out = WriterOutcome::default();
     let mut pending: [VecDeque<Instant>; 2] = [VecDeque::new(), VecDeque::new()];
     let mut last_maintain = Instant::now();
-    while let Some((table, batch)) = queue.pop() {
+    let mut batches = std::iter::from_fn(|| queue.pop());
+    let appended = store.append_all(&mut batches, &mut |table, rows, result| {
         // The producer sends one instant per batch it queued, in order.
         let born = started_at.recv().unwrap_or_else(|_| Instant::now());
-        let rows = batch.num_rows() as u64;
-        match store.append(table, batch) {
+        match result {
             Ok(()) => {
                 let now = Instant::now();
                 out.visible.push(now - born);
@@ -447,6 +482,9 @@ fn write_all(
             last_maintain = Instant::now();
         }
         note_rolled(store, &mut pending, &mut out.parquet_visible);
+    });
+    if let Err(err) = appended {
+        out.error.get_or_insert(err);
     }
     if let Err(err) = store.flush() {
         out.error.get_or_insert(err);

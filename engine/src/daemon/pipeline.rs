@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use sluice_ingest::backpressure::{BatchQueue, Full};
 use sluice_ingest::gates::DropReason;
 use sluice_schemas::TableDef;
-use sluice_sinks::Storage;
+use sluice_sinks::{AppendAck, Storage, StorageError};
 
 use super::metrics::Metrics;
 
@@ -86,13 +86,15 @@ impl Pipeline {
 
     /// Appends every queued batch to storage until the queue is closed and
     /// empty. A failed append (a full disk) is counted and the next batch is
-    /// tried, so writing resumes once space returns.
+    /// tried, so writing resumes once space returns. The next batch is
+    /// encoded while the WAL waits for the fsync of this one
+    /// ([`Storage::append_all`]).
     fn write_all(&self, storage: &Storage) {
         let mut last_error: Option<String> = None;
-        while let Some((table, batch)) = self.queue.pop() {
-            let rows = batch.num_rows() as u64;
-            self.metrics.queue_moved(-1, batch.get_array_memory_size());
-            match storage.append(table.name, batch) {
+        let mut outcome = |table: &'static TableDef,
+                           rows: u64,
+                           result: Result<AppendAck, StorageError>| {
+            match result {
                 Ok(_) => {
                     self.metrics.add_out(table, rows);
                     if last_error.take().is_some() {
@@ -109,6 +111,24 @@ impl Pipeline {
                         last_error = Some(message);
                     }
                 }
+            }
+        };
+        let queued = std::iter::from_fn(|| {
+            let (table, batch) = self.queue.pop()?;
+            self.metrics.queue_moved(-1, batch.get_array_memory_size());
+            Some((table.name, batch, table))
+        });
+        let pipelined = storage.append_all(queued, |table, rows, result| {
+            outcome(table, rows as u64, result);
+            true
+        });
+        if let Err(err) = pipelined {
+            // No thread to encode on: append one batch at a time instead.
+            tracing::warn!(error = %err, "could not start the WAL encoding thread; appending one batch at a time");
+            while let Some((table, batch)) = self.queue.pop() {
+                self.metrics.queue_moved(-1, batch.get_array_memory_size());
+                let rows = batch.num_rows() as u64;
+                outcome(table, rows, storage.append(table.name, batch));
             }
         }
     }
