@@ -32,9 +32,7 @@ use sluice_schemas::{
     ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, OSQUERY_EVENTS, PROCESS_EVENTS, PROCESS_FILE_EVENTS,
     SOCKET_EVENTS, TableDef, USER_EVENTS,
 };
-use sluice_sinks::{
-    AppendAck, FsyncPolicy, PersistError, Storage, StorageError, StorageOptions, WalOptions,
-};
+use sluice_sinks::{FsyncPolicy, PersistError, Storage, StorageError, StorageOptions, WalOptions};
 
 use crate::config::{Config, ConfigError};
 
@@ -541,11 +539,13 @@ fn write_in_background<T>(
             let mut acked: u64 = 0;
             let mut warned = false;
             let mut failure: Option<StorageError> = None;
-            // What to do with each batch's outcome; `false` stops storing.
-            let mut on_outcome = |table: &'static TableDef,
-                                  rows: u64,
-                                  result: Result<AppendAck, StorageError>|
-             -> bool {
+            // The next batch is encoded while the WAL waits for the fsync
+            // of this one. After a failure the rest of the queue is still
+            // taken (and discarded) until the producer is done, so it is not
+            // left waiting on a writer that has stopped.
+            let queued = std::iter::from_fn(|| queue.pop()).map(|(t, b)| (t.name, b, t));
+            storage.append_all(queued, |table, rows, result| {
+                let rows = rows as u64;
                 match result {
                     Ok(_) => {
                         acked += rows;
@@ -582,24 +582,7 @@ fn write_in_background<T>(
                     tracing::warn!(error = %err, "storage maintenance failed");
                 }
                 true
-            };
-            // The next batch is encoded while the WAL waits for the fsync
-            // of this one. After a failure the rest of the queue is still
-            // taken (and discarded) until the producer is done, so it is not
-            // left waiting on a writer that has stopped.
-            let queued = std::iter::from_fn(|| queue.pop()).map(|(t, b)| (t.name, b, t));
-            let pipelined = storage.append_all(queued, |table, rows, result| {
-                on_outcome(table, rows as u64, result)
             });
-            if let Err(err) = pipelined {
-                tracing::warn!(error = %err, "could not start the WAL encoding thread; appending one batch at a time");
-                while let Some((table, batch)) = queue.pop() {
-                    let rows = batch.num_rows() as u64;
-                    if !on_outcome(table, rows, storage.append(table.name, batch)) {
-                        while queue.pop().is_some() {}
-                    }
-                }
-            }
             match failure {
                 Some(err) => Err(err),
                 None => Ok(outcome),

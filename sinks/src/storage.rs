@@ -231,18 +231,6 @@ pub struct PreparedAppend {
     record: Option<EncodedRecord>,
 }
 
-impl PreparedAppend {
-    /// The table the batch is for.
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// The batch's rows.
-    pub fn rows(&self) -> usize {
-        self.batch.num_rows()
-    }
-}
-
 /// Proof that a batch is durable: its WAL sequence number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendAck {
@@ -714,23 +702,26 @@ impl Storage {
     ///
     /// When `acked` returns `false`, no more batches are stored: the rest
     /// are still taken from `batches` (so a producer feeding it is not left
-    /// waiting) and dropped, and this returns once `batches` ends. Returns
-    /// an error, having taken nothing, if the encoding thread cannot be
-    /// started.
+    /// waiting) and dropped, and this returns once `batches` ends. If the
+    /// encoding thread cannot be started, the batches are appended one at a
+    /// time on the calling thread instead, with a warning.
     pub fn append_all<'t, T: Send>(
         &self,
-        batches: impl Iterator<Item = (&'t str, RecordBatch, T)> + Send,
+        mut batches: impl Iterator<Item = (&'t str, RecordBatch, T)> + Send,
         mut acked: impl FnMut(T, usize, Result<AppendAck, StorageError>) -> bool,
-    ) -> std::io::Result<()> {
+    ) {
         type Prepared<T> = (Result<PreparedAppend, StorageError>, usize, T);
-        std::thread::scope(|scope| {
+        let pipelined = std::thread::scope(|scope| {
             // One batch waits, encoded, while the one before is appended.
             let (to_append, prepared) = std::sync::mpsc::sync_channel::<Prepared<T>>(1);
+            // Borrowed, not moved: if the thread cannot start, the batches
+            // are still here to append without it.
+            let source = &mut batches;
             std::thread::Builder::new()
                 .name("sluice-wal-encode".into())
                 .spawn_scoped(scope, move || {
                     let mut appending = true;
-                    for (table, batch, tag) in batches {
+                    for (table, batch, tag) in source {
                         if !appending {
                             continue;
                         }
@@ -746,8 +737,18 @@ impl Storage {
                     break;
                 }
             }
-            Ok(())
-        })
+            Ok::<(), std::io::Error>(())
+        });
+        if let Err(err) = pipelined {
+            tracing::warn!(error = %err, "could not start the WAL encoding thread; appending one batch at a time");
+            let mut appending = true;
+            for (table, batch, tag) in batches {
+                if appending {
+                    let rows = batch.num_rows();
+                    appending = acked(tag, rows, self.append(table, batch));
+                }
+            }
+        }
     }
 
     /// Counts `rows` as refused because of `err`.
@@ -890,27 +891,31 @@ impl Shared {
                 self.roll_all();
             }
         }
-        let appended = {
-            let mut writer = self.lock();
-            if self.hot.would_exceed(size) && self.hot.bytes() > 0 {
-                Err(StorageError::HotTailFull {
-                    table: table.to_string(),
-                    rows: batch.num_rows(),
-                    bytes: self.hot.bytes(),
-                    budget: self.hot.budget_bytes(),
-                })
-            } else {
-                writer
-                    .wal
-                    .append_encoded(&mut record)
-                    .map_err(StorageError::from)
-            }
+        let mut writer = self.lock();
+        let appended = if self.hot.would_exceed(size) && self.hot.bytes() > 0 {
+            Err(StorageError::HotTailFull {
+                table: table.to_string(),
+                rows: batch.num_rows(),
+                bytes: self.hot.bytes(),
+                budget: self.hot.budget_bytes(),
+            })
+        } else {
+            writer
+                .wal
+                .append_encoded(&mut record)
+                .map_err(StorageError::from)
         };
         let (logged, buffer) = record.into_parts();
+        if let Ok(seq) = appended {
+            // Under the writer lock, as the WAL append: a checkpoint decided
+            // between the two would count this record as already in Parquet
+            // (it is in neither the hot tail nor a file yet), and replay
+            // after a crash would skip it.
+            self.hot.push_logged(table, seq, batch, logged);
+        }
+        drop(writer);
         self.spare_record(buffer);
-        let seq = appended?;
-        self.hot.push_logged(table, seq, batch, logged);
-        Ok(AppendAck { seq })
+        appended.map(|seq| AppendAck { seq })
     }
 
     /// Keeps a spent record's memory for the next encoding: a record is

@@ -242,7 +242,6 @@ pub struct Wal {
     checkpoint: Checkpoint,
     unsynced: bool,
     last_sync: Instant,
-    buffer: Vec<u8>,
 }
 
 impl Wal {
@@ -318,7 +317,6 @@ impl Wal {
             checkpoint,
             unsynced: false,
             last_sync: Instant::now(),
-            buffer: Vec::new(),
         };
         Ok((wal, replay))
     }
@@ -360,22 +358,8 @@ impl Wal {
     /// this returns, the record is durable as far as the [`FsyncPolicy`]
     /// promises. On error nothing was appended (a partial write is cut back).
     pub fn append(&mut self, table: &str, batch: &RecordBatch) -> Result<u64, WalError> {
-        self.append_logged(table, batch).map(|(seq, _)| seq)
-    }
-
-    /// [`Wal::append`], also returning the batch as the record holds it:
-    /// its repetitive text columns as dictionaries (see the `dictionary`
-    /// module), which the roll hands to Parquet so that it need not build
-    /// the same dictionaries again.
-    pub(crate) fn append_logged(
-        &mut self,
-        table: &str,
-        batch: &RecordBatch,
-    ) -> Result<(u64, RecordBatch), WalError> {
-        let mut record = EncodedRecord::encode(std::mem::take(&mut self.buffer), table, batch)?;
-        let appended = self.append_encoded(&mut record);
-        self.buffer = record.bytes;
-        appended.map(|seq| (seq, record.logged))
+        let mut record = EncodedRecord::encode(Vec::new(), table, batch)?;
+        self.append_encoded(&mut record)
     }
 
     /// Appends a record [`EncodedRecord::encode`] made, giving it the next
@@ -569,7 +553,8 @@ pub(crate) struct EncodedRecord {
 
 impl EncodedRecord {
     /// Encodes `batch` of `table` into `buffer` (cleared first; pass a
-    /// spent record's [`EncodedRecord::into_buffer`] to reuse its memory).
+    /// spent record's buffer, from [`EncodedRecord::into_parts`], to reuse
+    /// its memory).
     pub(crate) fn encode(
         mut buffer: Vec<u8>,
         table: &str,
@@ -1052,7 +1037,9 @@ mod tests {
         let wal_dir = dir.path().join(".wal");
         {
             let (mut wal, _) = Wal::open(&wal_dir, WalOptions::default()).unwrap();
-            let (_, logged) = wal.append_logged("t", &appended).unwrap();
+            let mut record = EncodedRecord::encode(Vec::new(), "t", &appended).unwrap();
+            wal.append_encoded(&mut record).unwrap();
+            let (logged, _) = record.into_parts();
             assert_eq!(logged, appended, "the hot tail's batch is not packed");
         }
         let segment = fs::metadata(wal_dir.join(format!("{:020}.wal", 1))).unwrap();

@@ -238,12 +238,11 @@ pub(crate) trait EventStore: Sync {
         &self,
         batches: &mut (dyn Iterator<Item = (&'static TableDef, RecordBatch)> + Send),
         acked: &mut dyn FnMut(&'static TableDef, u64, Result<(), BenchError>),
-    ) -> Result<(), BenchError> {
+    ) {
         for (table, batch) in batches {
             let rows = batch.num_rows() as u64;
             acked(table, rows, self.append(table, batch));
         }
-        Ok(())
     }
     /// Periodic upkeep (rolls by age, fsync intervals).
     fn maintain(&self);
@@ -264,7 +263,7 @@ impl EventStore for Storage {
         &self,
         batches: &mut (dyn Iterator<Item = (&'static TableDef, RecordBatch)> + Send),
         acked: &mut dyn FnMut(&'static TableDef, u64, Result<(), BenchError>),
-    ) -> Result<(), BenchError> {
+    ) {
         let tagged = batches.map(|(table, batch)| (table.name, batch, table));
         Storage::append_all(self, tagged, |table, rows, result| {
             acked(
@@ -273,11 +272,7 @@ impl EventStore for Storage {
                 result.map(|_| ()).map_err(BenchError::from),
             );
             true
-        })
-        .map_err(|source| BenchError::Io {
-            path: self.data_dir().to_path_buf(),
-            source,
-        })
+        });
     }
 
     fn maintain(&self) {
@@ -459,7 +454,7 @@ fn write_all(
     let mut pending: [VecDeque<Instant>; 2] = [VecDeque::new(), VecDeque::new()];
     let mut last_maintain = Instant::now();
     let mut batches = std::iter::from_fn(|| queue.pop());
-    let appended = store.append_all(&mut batches, &mut |table, rows, result| {
+    store.append_all(&mut batches, &mut |table, rows, result| {
         // The producer sends one instant per batch it queued, in order.
         let born = started_at.recv().unwrap_or_else(|_| Instant::now());
         match result {
@@ -483,9 +478,6 @@ fn write_all(
         }
         note_rolled(store, &mut pending, &mut out.parquet_visible);
     });
-    if let Err(err) = appended {
-        out.error.get_or_insert(err);
-    }
     if let Err(err) = store.flush() {
         out.error.get_or_insert(err);
     }

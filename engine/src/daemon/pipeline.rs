@@ -16,7 +16,7 @@ use arrow::record_batch::RecordBatch;
 use sluice_ingest::backpressure::{BatchQueue, Full};
 use sluice_ingest::gates::DropReason;
 use sluice_schemas::TableDef;
-use sluice_sinks::{AppendAck, Storage, StorageError};
+use sluice_sinks::Storage;
 
 use super::metrics::Metrics;
 
@@ -91,9 +91,13 @@ impl Pipeline {
     /// ([`Storage::append_all`]).
     fn write_all(&self, storage: &Storage) {
         let mut last_error: Option<String> = None;
-        let mut outcome = |table: &'static TableDef,
-                           rows: u64,
-                           result: Result<AppendAck, StorageError>| {
+        let queued = std::iter::from_fn(|| {
+            let (table, batch) = self.queue.pop()?;
+            self.metrics.queue_moved(-1, batch.get_array_memory_size());
+            Some((table.name, batch, table))
+        });
+        storage.append_all(queued, |table, rows, result| {
+            let rows = rows as u64;
             match result {
                 Ok(_) => {
                     self.metrics.add_out(table, rows);
@@ -112,25 +116,8 @@ impl Pipeline {
                     }
                 }
             }
-        };
-        let queued = std::iter::from_fn(|| {
-            let (table, batch) = self.queue.pop()?;
-            self.metrics.queue_moved(-1, batch.get_array_memory_size());
-            Some((table.name, batch, table))
-        });
-        let pipelined = storage.append_all(queued, |table, rows, result| {
-            outcome(table, rows as u64, result);
             true
         });
-        if let Err(err) = pipelined {
-            // No thread to encode on: append one batch at a time instead.
-            tracing::warn!(error = %err, "could not start the WAL encoding thread; appending one batch at a time");
-            while let Some((table, batch)) = self.queue.pop() {
-                self.metrics.queue_moved(-1, batch.get_array_memory_size());
-                let rows = batch.num_rows() as u64;
-                outcome(table, rows, storage.append(table.name, batch));
-            }
-        }
     }
 }
 

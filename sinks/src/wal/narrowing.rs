@@ -93,13 +93,10 @@ pub(crate) fn pack(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 /// they are.
 pub(crate) fn unpack(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
     replace_columns(&batch, |field, column| {
-        let encoding = field.metadata().get(ENCODING_KEY).map(String::as_str);
-        if !matches!(
-            encoding,
-            Some(ENCODING_OFFSET | ENCODING_DELTA | ENCODING_COUNTER)
-        ) {
+        if !is_packed(field) {
             return Ok(None);
         }
+        let encoding = field.metadata().get(ENCODING_KEY).map(String::as_str);
         let mark = |key: &str| {
             field.metadata().get(key).ok_or_else(|| {
                 ArrowError::InvalidArgumentError(format!(
@@ -391,8 +388,7 @@ fn counted(
     Ok(Arc::new(ids))
 }
 
-/// Whether `field` was packed (for tests and diagnostics).
-#[cfg(test)]
+/// Whether `field` was packed: its encoding is one of this module's.
 fn is_packed(field: &arrow::datatypes::Field) -> bool {
     matches!(
         field.metadata().get(ENCODING_KEY).map(String::as_str),
