@@ -22,7 +22,7 @@
 //!   and a column whose dictionary overflows falls back to plain strings for
 //!   the rest of the row group (file names: 8.4 → 3.6 bytes/event);
 //! - DELTA_BINARY_PACKED, without a dictionary, for the integer columns that
-//!   grow with time (`time`, `time_ns`, `seq_num`, `global_seq_num`): in time order
+//!   grow with time (`time_ns`, `seq_num`, `global_seq_num`): in time order
 //!   their differences are small, where a dictionary of unique values is pure
 //!   overhead ([`DELTA_INTEGER_COLUMNS`]);
 //! - DELTA_BYTE_ARRAY for `eid`, a zero-padded counter: each value shares
@@ -82,12 +82,8 @@ pub const TIME_NS_COLUMN: &str = "time_ns";
 /// Integer columns written with DELTA_BINARY_PACKED and no dictionary, when
 /// a table has them: they grow with time, so in a file sorted by time their
 /// successive differences are small (nanoseconds between events, and event
-/// counters that mostly step by one per client or event type). `time`, the
-/// file's sort key, steps by 0 or 1 second: its deltas pack into 0 or 1
-/// bit, as small as a dictionary's runs, without hashing every row into a
-/// dictionary first (3 % of the firehose's CPU).
-pub const DELTA_INTEGER_COLUMNS: [&str; 4] =
-    [TIME_COLUMN, TIME_NS_COLUMN, "seq_num", "global_seq_num"];
+/// counters that mostly step by one per client or event type).
+pub const DELTA_INTEGER_COLUMNS: [&str; 3] = [TIME_NS_COLUMN, "seq_num", "global_seq_num"];
 
 /// String columns written with DELTA_BYTE_ARRAY (shared prefix + suffix) and
 /// no dictionary: `eid` is a zero-padded event counter, unique per row, so a

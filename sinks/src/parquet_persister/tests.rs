@@ -595,9 +595,7 @@ fn counters_are_delta_encoded_and_paths_dictionary_encoded() {
 
     for (column, encodings) in column_encodings(&published[0]) {
         let expected = match column.as_str() {
-            "time" | "time_ns" | "seq_num" | "global_seq_num" => {
-                Some(Encoding::DELTA_BINARY_PACKED)
-            }
+            "time_ns" | "seq_num" | "global_seq_num" => Some(Encoding::DELTA_BINARY_PACKED),
             "eid" => Some(Encoding::DELTA_BYTE_ARRAY),
             _ => None,
         };
