@@ -964,6 +964,8 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
         }
     }
 
+    warn_if_short_of_space(args, &root, &specs);
+
     let mut runs = Vec::new();
     let result = (|| -> Result<(), BenchError> {
         // object_store builds its clients on the runtime it runs on.
@@ -1005,9 +1007,7 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
         #[cfg(feature = "rocksdb-baseline")]
         if !args.no_baseline {
             for (i, spec) in specs.iter().enumerate() {
-                // The baseline runs the max runs and the seed rate only: it
-                // is much slower, and the comparison needs no more.
-                if spec.rate.is_some_and(|r| (r - SEED_RATE).abs() > 1.0) {
+                if !baseline_runs(args, spec) {
                     continue;
                 }
                 let dir = root.join(format!("rocksdb-{i}-{}", spec.source.name()));
@@ -1030,6 +1030,42 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
         runs,
         ..FirehoseReport::empty(args)
     }))
+}
+
+/// Whether the baseline runs `spec`: the max runs and the seed rate only,
+/// when it is built and not turned off. It is much slower, and the
+/// comparison needs no more.
+fn baseline_runs(args: &FirehoseArgs, spec: &RunSpec) -> bool {
+    cfg!(feature = "rocksdb-baseline")
+        && !args.no_baseline
+        && spec.rate.is_none_or(|r| (r - SEED_RATE).abs() <= 1.0)
+}
+
+/// Warns on standard error, before anything runs, when the disk under
+/// `root` may not hold the runs of `specs` (see [`super::disk_space`]).
+fn warn_if_short_of_space(args: &FirehoseArgs, root: &Path, specs: &[RunSpec]) {
+    use super::disk_space::{
+        BASELINE_BYTES_PER_EVENT, SLUICE_BYTES_PER_EVENT, bytes_needed, free_bytes,
+        shortfall_warning,
+    };
+    let mut sizes: Vec<(u64, u64)> = specs
+        .iter()
+        .map(|spec| (spec.events, SLUICE_BYTES_PER_EVENT))
+        .collect();
+    let sluice_runs = sizes.len();
+    sizes.extend(
+        specs
+            .iter()
+            .filter(|spec| baseline_runs(args, spec))
+            .map(|spec| (spec.events, BASELINE_BYTES_PER_EVENT)),
+    );
+    let baseline = sizes.len() > sluice_runs;
+    let needed = bytes_needed(&sizes, args.keep);
+    if let Some(warning) =
+        free_bytes(root).and_then(|free| shortfall_warning(root, needed, free, baseline))
+    {
+        eprintln!("{warning}");
+    }
 }
 
 /// The Parquet settings sluice ships with, but for `--encoding-threads`.

@@ -6,13 +6,15 @@
 //! gates, builders, write-ahead log and Parquet roller end to end and
 //! times the standard analyst queries over what they wrote; [`report`]
 //! holds the figures and prints them; [`svg`] draws them over time;
-//! `upload` copies each run's files to an object store (`--upload`). With
+//! `upload` copies each run's files to an object store (`--upload`);
+//! `disk_space` warns before the runs when their data may not fit. With
 //! the `rocksdb-baseline` cargo feature, [`baseline`] stores the same
 //! events the way osquery does (JSON rows in RocksDB), so the two can be
 //! compared side by side.
 
 #[cfg(feature = "rocksdb-baseline")]
 pub mod baseline;
+mod disk_space;
 pub mod firehose;
 pub mod report;
 pub mod svg;
