@@ -261,7 +261,7 @@ fn queries(store: &OsqueryStore) -> Result<(Vec<QueryTiming>, u64), BenchError> 
         }
     })?;
     let mut top: Vec<(String, u64)> = by_path.into_iter().collect();
-    top.sort_by(|a, b| b.1.cmp(&a.1));
+    top.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     top.truncate(10);
     timings.push(QueryTiming {
         name: "top_processes".to_string(),

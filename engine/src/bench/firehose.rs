@@ -1005,18 +1005,16 @@ pub fn run_command(args: &FirehoseArgs) -> Result<Option<FirehoseReport>, BenchE
             }
         }
         #[cfg(feature = "rocksdb-baseline")]
-        if !args.no_baseline {
-            for (i, spec) in specs.iter().enumerate() {
-                if !baseline_runs(args, spec) {
-                    continue;
-                }
-                let dir = root.join(format!("rocksdb-{i}-{}", spec.source.name()));
-                let report = super::baseline::run(&settings, spec, &dir)?;
-                eprintln!("{}", progress_line(&report));
-                runs.push(report);
-                if !args.keep {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
+        for (i, spec) in specs.iter().enumerate() {
+            if !baseline_runs(args, spec) {
+                continue;
+            }
+            let dir = root.join(format!("rocksdb-{i}-{}", spec.source.name()));
+            let report = super::baseline::run(&settings, spec, &dir)?;
+            eprintln!("{}", progress_line(&report));
+            runs.push(report);
+            if !args.keep {
+                let _ = std::fs::remove_dir_all(&dir);
             }
         }
         Ok(())
@@ -1048,19 +1046,17 @@ fn warn_if_short_of_space(args: &FirehoseArgs, root: &Path, specs: &[RunSpec]) {
         BASELINE_BYTES_PER_EVENT, SLUICE_BYTES_PER_EVENT, bytes_needed, free_bytes,
         shortfall_warning,
     };
-    let mut sizes: Vec<(u64, u64)> = specs
+    let sluice = specs
         .iter()
-        .map(|spec| (spec.events, SLUICE_BYTES_PER_EVENT))
+        .map(|spec| (spec.events, SLUICE_BYTES_PER_EVENT));
+    let baseline: Vec<(u64, u64)> = specs
+        .iter()
+        .filter(|spec| baseline_runs(args, spec))
+        .map(|spec| (spec.events, BASELINE_BYTES_PER_EVENT))
         .collect();
-    let sluice_runs = sizes.len();
-    sizes.extend(
-        specs
-            .iter()
-            .filter(|spec| baseline_runs(args, spec))
-            .map(|spec| (spec.events, BASELINE_BYTES_PER_EVENT)),
-    );
-    let baseline = sizes.len() > sluice_runs;
+    let sizes: Vec<(u64, u64)> = sluice.chain(baseline.iter().copied()).collect();
     let needed = bytes_needed(&sizes, args.keep);
+    let baseline = !baseline.is_empty();
     if let Some(warning) =
         free_bytes(root).and_then(|free| shortfall_warning(root, needed, free, baseline))
     {

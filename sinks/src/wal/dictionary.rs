@@ -19,6 +19,7 @@
 //! rows and written as they are. Records written before this
 //! carry no marker and decode as before.
 
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -59,12 +60,9 @@ pub(crate) fn shrink(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             _ => None,
         };
         Ok(encoded.map(|dictionary| {
-            let mut metadata = field.metadata().clone();
-            metadata.insert(ENCODING_KEY.to_string(), ENCODING_DICTIONARY.to_string());
-            let marked = field
-                .clone()
-                .with_data_type(dictionary.data_type().clone())
-                .with_metadata(metadata);
+            let marked = retyped(field, dictionary.data_type().clone(), |metadata| {
+                metadata.insert(ENCODING_KEY.to_string(), ENCODING_DICTIONARY.to_string());
+            });
             (marked, dictionary)
         }))
     })
@@ -87,12 +85,9 @@ pub(crate) fn restore(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
                 };
                 let value_type = value_type.as_ref().clone();
                 let plain = arrow::compute::cast(column, &value_type)?;
-                let mut metadata = field.metadata().clone();
-                metadata.remove(ENCODING_KEY);
-                let field = field
-                    .clone()
-                    .with_data_type(value_type)
-                    .with_metadata(metadata);
+                let field = retyped(field, value_type, |metadata| {
+                    metadata.remove(ENCODING_KEY);
+                });
                 Ok(Some((field, plain)))
             }
             Some(other) => Err(ArrowError::InvalidArgumentError(format!(
@@ -101,6 +96,21 @@ pub(crate) fn restore(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
             ))),
         }
     })
+}
+
+/// `field` as `data_type`, its metadata changed by `edit`: how a WAL pass
+/// marks a column it encodes, and how replay unmarks it.
+pub(super) fn retyped(
+    field: &Field,
+    data_type: DataType,
+    edit: impl FnOnce(&mut HashMap<String, String>),
+) -> Field {
+    let mut metadata = field.metadata().clone();
+    edit(&mut metadata);
+    field
+        .clone()
+        .with_data_type(data_type)
+        .with_metadata(metadata)
 }
 
 /// `batch` with each column for which `replace` returns a new field and

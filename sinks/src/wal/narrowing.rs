@@ -37,7 +37,7 @@ use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::EventIdCounter;
 
-use super::dictionary::{ENCODING_KEY, replace_columns};
+use super::dictionary::{ENCODING_KEY, replace_columns, retyped};
 
 /// The encoding of a column written as offsets from a base.
 const ENCODING_OFFSET: &str = "offset";
@@ -76,13 +76,10 @@ pub(crate) fn pack(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             _ => None,
         };
         Ok(packed.map(|(marks, physical)| {
-            let mut metadata = field.metadata().clone();
-            metadata.extend(marks);
-            metadata.insert(TYPE_KEY.to_string(), field.data_type().to_string());
-            let field = field
-                .clone()
-                .with_data_type(physical.data_type().clone())
-                .with_metadata(metadata);
+            let field = retyped(field, physical.data_type().clone(), |metadata| {
+                metadata.extend(marks);
+                metadata.insert(TYPE_KEY.to_string(), field.data_type().to_string());
+            });
             (field, physical)
         }))
     })
@@ -118,14 +115,11 @@ pub(crate) fn unpack(batch: RecordBatch) -> Result<RecordBatch, ArrowError> {
             let steps = encoding == Some(ENCODING_DELTA);
             widen(field.name(), column, base, steps, &original)?
         };
-        let mut metadata = field.metadata().clone();
-        for key in [ENCODING_KEY, BASE_KEY, FIRST_KEY, TYPE_KEY] {
-            metadata.remove(key);
-        }
-        let field = field
-            .clone()
-            .with_data_type(original)
-            .with_metadata(metadata);
+        let field = retyped(field, original, |metadata| {
+            for key in [ENCODING_KEY, BASE_KEY, FIRST_KEY, TYPE_KEY] {
+                metadata.remove(key);
+            }
+        });
         Ok(Some((field, values)))
     })
 }
