@@ -320,7 +320,6 @@ pub struct FileEventsBuilder {
     sha256: StringBuilder,
     hashed: Int32Builder,
     time: Int64Builder,
-    eid: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
     rows: usize,
     event_ids: EventIds,
@@ -356,7 +355,6 @@ impl FileEventsBuilder {
             sha256: StringBuilder::new(),
             hashed: Int32Builder::new(),
             time: Int64Builder::new(),
-            eid: StringBuilder::new(),
             time_ns: TimestampNanosecondBuilder::new().with_timezone("UTC"),
             rows: 0,
             event_ids: EventIds::default(),
@@ -415,7 +413,7 @@ impl FileEventsBuilder {
         self.hashed.append_value(row.hashed);
         self.time
             .append_value(row.time_ns.div_euclid(1_000_000_000));
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }
@@ -441,7 +439,7 @@ impl FileEventsBuilder {
             Arc::new(self.sha256.finish()),
             Arc::new(self.hashed.finish()),
             Arc::new(self.time.finish()),
-            Arc::new(self.eid.finish()),
+            self.event_ids.finish()?,
             Arc::new(self.time_ns.finish()),
         ];
         RecordBatch::try_new(FILE_EVENTS.schema(), columns)

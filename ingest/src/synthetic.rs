@@ -314,8 +314,8 @@ pub struct EsloggerFirehose {
     draw: Draw,
     /// The target path of the current event.
     path: Vec<u8>,
-    /// Every directory a path can be drawn in, made once.
-    directories: Directories,
+    /// Every path a draw can name except fresh ones, made once.
+    paths: &'static PathTable,
     /// rename's source path.
     source: Vec<u8>,
     /// Joined exec arguments and environment (rows only).
@@ -503,50 +503,120 @@ fn member_bits(root: usize, dir: u32, file: u32) -> u64 {
     mixer.next_u64()
 }
 
-/// The directories of every root, back to back: directory `dir` of root
-/// `r` is the root's path and up to three levels of hex names drawn from
-/// [`member_bits`]`(r, dir, u32::MAX)`. They are a fixed set (a few hundred),
-/// so they are made once rather than for each event, which took a fifth
-/// of the generator's time.
-#[derive(Debug, Clone)]
-struct Directories {
-    bytes: Vec<u8>,
-    /// Where each directory ends in `bytes`, after a leading 0.
-    ends: Vec<usize>,
-    /// The index in `ends` of each root's first directory.
-    first: [usize; ROOTS.len()],
+/// Every path a generator draws except the fresh names: the directories of
+/// every root, and every member file of every directory. They depend on
+/// nothing but [`ROOTS`], so one table, made on first use, serves every
+/// generator. Making each event's path from its bits (the name's hash, its
+/// hex digits, the extension) was most of the generator's path drawing,
+/// and the generator stands in for the kernel: its time is not sluice's,
+/// but it shares the cores with sluice.
+#[derive(Debug)]
+struct PathTable {
+    /// Directory `dir` of root `r` is the root's path and up to three
+    /// levels of hex names drawn from [`member_bits`]`(r, dir, u32::MAX)`.
+    directories: Strings,
+    /// Member `file` of that directory is the directory, `/`, the 16 hex
+    /// digits of [`member_bits`]`(r, dir, file)` and an extension chosen by
+    /// those bits (see [`push_file_name`]).
+    members: Strings,
+    /// The index in `directories` of each root's first directory.
+    first_directory: [usize; ROOTS.len()],
+    /// The index in `members` of each root's first member.
+    first_member: [usize; ROOTS.len()],
 }
 
-impl Directories {
+/// Byte strings back to back.
+#[derive(Debug, Default)]
+struct Strings {
+    bytes: Vec<u8>,
+    /// Where each string ends in `bytes`, after a leading 0.
+    ends: Vec<usize>,
+}
+
+impl Strings {
+    /// Ends the string pushed since the last call.
+    fn end_one(&mut self) {
+        if self.ends.is_empty() {
+            self.ends.push(0);
+        }
+        self.ends.push(self.bytes.len());
+    }
+
+    #[inline]
+    fn get(&self, index: usize) -> &[u8] {
+        &self.bytes[self.ends[index]..self.ends[index + 1]]
+    }
+}
+
+impl PathTable {
+    /// The table, made once per process (a few milliseconds, 1.4 MB).
+    fn get() -> &'static PathTable {
+        static TABLE: std::sync::OnceLock<PathTable> = std::sync::OnceLock::new();
+        TABLE.get_or_init(PathTable::new)
+    }
+
     fn new() -> Self {
-        let mut bytes = Vec::new();
-        let mut ends = vec![0];
-        let mut first = [0; ROOTS.len()];
+        let mut directories = Strings::default();
+        let mut members = Strings::default();
+        let mut first_directory = [0; ROOTS.len()];
+        let mut first_member = [0; ROOTS.len()];
         for (index, root) in ROOTS.iter().enumerate() {
-            first[index] = ends.len() - 1;
+            first_directory[index] = directories.ends.len().saturating_sub(1);
+            first_member[index] = members.ends.len().saturating_sub(1);
             for dir in 0..root.dirs.max(1) {
-                bytes.extend_from_slice(root.root.as_bytes());
+                let start = directories.bytes.len();
+                directories.bytes.extend_from_slice(root.root.as_bytes());
                 let dir_bits = member_bits(index, dir, u32::MAX);
                 for level in 0..dir_bits % 4 {
-                    bytes.push(b'/');
+                    directories.bytes.push(b'/');
                     push_hex(
-                        &mut bytes,
+                        &mut directories.bytes,
                         u64::from((dir_bits >> (8 * level + 2)) as u32),
                         8,
                     );
                 }
-                ends.push(bytes.len());
+                directories.end_one();
+                for file in 0..root.files.max(1) {
+                    members.bytes.extend_from_slice(&directories.bytes[start..]);
+                    push_file_name(&mut members.bytes, member_bits(index, dir, file));
+                    members.end_one();
+                }
             }
         }
-        Self { bytes, ends, first }
+        Self {
+            directories,
+            members,
+            first_directory,
+            first_member,
+        }
     }
 
     /// Directory `dir` (below the root's `dirs`) of root `index`.
     #[inline]
     fn directory(&self, index: usize, dir: u32) -> &[u8] {
-        let at = self.first[index] + dir as usize;
-        &self.bytes[self.ends[at]..self.ends[at + 1]]
+        self.directories
+            .get(self.first_directory[index] + dir as usize)
     }
+
+    /// Member `file` (below the root's `files`) of directory `dir` of root
+    /// `index`.
+    #[inline]
+    fn member(&self, index: usize, dir: u32, file: u32) -> &[u8] {
+        let files = ROOTS[index].files.max(1) as usize;
+        self.members
+            .get(self.first_member[index] + dir as usize * files + file as usize)
+    }
+}
+
+/// Appends `/`, a file name made of `name_bits` and its extension. The
+/// extension is part of the file's identity (chosen by the same bits), not
+/// a draw of its own.
+fn push_file_name(out: &mut Vec<u8>, name_bits: u64) {
+    let ext = EXTENSIONS[(name_bits % EXTENSIONS.len() as u64) as usize];
+    out.push(b'/');
+    push_hex(out, name_bits, 16);
+    out.push(b'.');
+    out.extend_from_slice(ext.as_bytes());
 }
 
 /// Appends the low `digits` hex digits of `value`, zero-padded and lower
@@ -659,7 +729,7 @@ impl EsloggerFirehose {
             version: 9,
             draw: Draw::default(),
             path: Vec::with_capacity(256),
-            directories: Directories::new(),
+            paths: PathTable::get(),
             source: Vec::with_capacity(256),
             cmdline: Vec::with_capacity(256),
             env: Vec::with_capacity(256),
@@ -806,22 +876,18 @@ impl EsloggerFirehose {
         let index = usize::from(ROOT_OF_PICK[pick]);
         let root = &ROOTS[index];
         let dir = skewed_below(&mut self.rng, root.dirs);
-        self.path.clear();
-        self.path
-            .extend_from_slice(self.directories.directory(index, dir));
         let fresh = self.rng.below(1000) < u64::from(root.fresh_per_mille);
         let file = skewed_below(&mut self.rng, root.files);
-        let name_bits = if fresh {
-            self.rng.next_u64()
+        self.path.clear();
+        if fresh {
+            let name_bits = self.rng.next_u64();
+            self.path
+                .extend_from_slice(self.paths.directory(index, dir));
+            push_file_name(&mut self.path, name_bits);
         } else {
-            member_bits(index, dir, file)
-        };
-        // The extension is part of the file's identity, not a new draw.
-        let ext = EXTENSIONS[(name_bits % EXTENSIONS.len() as u64) as usize];
-        self.path.push(b'/');
-        push_hex(&mut self.path, name_bits, 16);
-        self.path.push(b'.');
-        self.path.extend_from_slice(ext.as_bytes());
+            self.path
+                .extend_from_slice(self.paths.member(index, dir, file));
+        }
     }
 
     fn exec_argc(draw: &Draw) -> u64 {

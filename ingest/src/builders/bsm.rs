@@ -287,7 +287,6 @@ pub struct ProcessEventsBuilder {
     parent: Lazy<Int64Builder>,
     time: Int64Builder,
     uptime: Lazy<Int64Builder>,
-    eid: StringBuilder,
     status: Int64Builder,
     fsuid: Lazy<Int64Builder>,
     suid: Lazy<Int64Builder>,
@@ -354,7 +353,7 @@ impl ProcessEventsBuilder {
         self.parent.push(row.parent);
         self.time.append_value(unix_seconds(row.time_ns));
         self.uptime.push(row.uptime);
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.status.append_option(row.status);
         self.fsuid.push(row.fsuid);
         self.suid.push(row.suid);
@@ -394,7 +393,7 @@ impl ProcessEventsBuilder {
             self.parent.finish(),
             self.time.finish_presized(),
             self.uptime.finish(),
-            self.eid.finish_presized(),
+            self.event_ids.finish()?,
             self.status.finish_presized(),
             self.fsuid.finish(),
             self.suid.finish(),
@@ -482,7 +481,6 @@ pub struct ProcessFileEventsBuilder {
     suid: Lazy<StringBuilder>,
     sgid: Lazy<StringBuilder>,
     uptime: Lazy<Int64Builder>,
-    eid: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
     flags: Lazy<StringBuilder>,
     path_bytes: Lazy<BinaryBuilder>,
@@ -544,7 +542,7 @@ impl ProcessFileEventsBuilder {
         push_lazy_decimal(&mut self.suid, row.suid);
         push_lazy_decimal(&mut self.sgid, row.sgid);
         self.uptime.push(row.uptime);
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.time_ns.append_value(row.time_ns);
         self.flags.push(row.flags.map(str::as_bytes));
         self.rows += 1;
@@ -574,7 +572,7 @@ impl ProcessFileEventsBuilder {
             self.suid.finish(),
             self.sgid.finish(),
             self.uptime.finish(),
-            self.eid.finish_presized(),
+            self.event_ids.finish()?,
             self.time_ns.finish_presized(),
             self.flags.finish(),
             self.path_bytes.finish(),
@@ -637,7 +635,6 @@ pub struct SocketEventsBuilder {
     socket: Lazy<StringBuilder>,
     time: Int64Builder,
     uptime: Lazy<Int64Builder>,
-    eid: StringBuilder,
     success: Int32Builder,
     status: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
@@ -671,7 +668,6 @@ impl SocketEventsBuilder {
             socket: Lazy::default(),
             time: Int64Builder::new(),
             uptime: Lazy::default(),
-            eid: StringBuilder::new(),
             success: Int32Builder::new(),
             status: StringBuilder::new(),
             time_ns: timestamp_builder(),
@@ -709,7 +705,7 @@ impl SocketEventsBuilder {
         push_lazy_text_with_bytes(&mut self.socket, &mut self.socket_bytes, row.socket);
         self.time.append_value(unix_seconds(row.time_ns));
         self.uptime.push(row.uptime);
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.success.append_option(row.success);
         self.status.append_option(row.status);
         self.time_ns.append_value(row.time_ns);
@@ -735,7 +731,7 @@ impl SocketEventsBuilder {
             self.socket.finish(),
             self.time.finish_presized(),
             self.uptime.finish(),
-            self.eid.finish_presized(),
+            self.event_ids.finish()?,
             self.success.finish_presized(),
             self.status.finish_presized(),
             self.time_ns.finish_presized(),
@@ -782,7 +778,6 @@ pub struct UserEventsBuilder {
     terminal: StringBuilder,
     time: Int64Builder,
     uptime: Lazy<Int64Builder>,
-    eid: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
     message_bytes: Lazy<BinaryBuilder>,
     path_bytes: Lazy<BinaryBuilder>,
@@ -811,7 +806,6 @@ impl UserEventsBuilder {
             terminal: StringBuilder::new(),
             time: Int64Builder::new(),
             uptime: Lazy::default(),
-            eid: StringBuilder::new(),
             time_ns: timestamp_builder(),
             message_bytes: Lazy::default(),
             path_bytes: Lazy::default(),
@@ -844,7 +838,7 @@ impl UserEventsBuilder {
         append_text(&mut self.terminal, row.terminal);
         self.time.append_value(unix_seconds(row.time_ns));
         self.uptime.push(row.uptime);
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }
@@ -864,7 +858,7 @@ impl UserEventsBuilder {
             self.terminal.finish_presized(),
             self.time.finish_presized(),
             self.uptime.finish(),
-            self.eid.finish_presized(),
+            self.event_ids.finish()?,
             self.time_ns.finish_presized(),
             self.message_bytes.finish(),
             self.path_bytes.finish(),

@@ -184,7 +184,6 @@ pub struct EsProcessEventsBuilder {
     child_pid: Int64Builder,
     time: Int64Builder,
     event_type: StringBuilder,
-    eid: StringBuilder,
     codesigning_flags: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
     rows: usize,
@@ -231,7 +230,6 @@ impl EsProcessEventsBuilder {
             child_pid: Int64Builder::new(),
             time: Int64Builder::new(),
             event_type: StringBuilder::new(),
-            eid: StringBuilder::new(),
             codesigning_flags: StringBuilder::new(),
             time_ns: timestamp_builder(),
             rows: 0,
@@ -282,7 +280,7 @@ impl EsProcessEventsBuilder {
         self.child_pid.append_option(row.child_pid);
         self.time.append_value(unix_seconds(row.time_ns));
         self.event_type.append_value(row.event_type);
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.codesigning_flags
             .append_option(row.codesigning_flags.map(codesigning_flags_text));
         self.time_ns.append_value(row.time_ns);
@@ -328,7 +326,7 @@ impl EsProcessEventsBuilder {
             self.child_pid.finish_presized(),
             self.time.finish_presized(),
             self.event_type.finish_presized(),
-            self.eid.finish_presized(),
+            self.event_ids.finish()?,
             self.codesigning_flags.finish_presized(),
             self.time_ns.finish_presized(),
             path_bytes,
@@ -352,7 +350,6 @@ pub struct EsProcessFileEventsBuilder {
     dest_filename: TextWithBytesBuilder,
     event_type: StringBuilder,
     time: Int64Builder,
-    eid: StringBuilder,
     time_ns: TimestampNanosecondBuilder,
     rows: usize,
     event_ids: EventIds,
@@ -378,7 +375,6 @@ impl EsProcessFileEventsBuilder {
             dest_filename: TextWithBytesBuilder::new(),
             event_type: StringBuilder::new(),
             time: Int64Builder::new(),
-            eid: StringBuilder::new(),
             time_ns: timestamp_builder(),
             rows: 0,
             event_ids: EventIds::default(),
@@ -407,7 +403,7 @@ impl EsProcessFileEventsBuilder {
         self.dest_filename.append(row.dest_filename);
         self.event_type.append_value(row.event_type);
         self.time.append_value(unix_seconds(row.time_ns));
-        self.event_ids.append_next(&mut self.eid);
+        self.event_ids.append_next();
         self.time_ns.append_value(row.time_ns);
         self.rows += 1;
     }
@@ -430,7 +426,7 @@ impl EsProcessFileEventsBuilder {
             dest_filename,
             self.event_type.finish_presized(),
             self.time.finish_presized(),
-            self.eid.finish_presized(),
+            self.event_ids.finish()?,
             self.time_ns.finish_presized(),
             path_bytes,
             filename_bytes,

@@ -25,9 +25,11 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, ArrowPrimitiveType, GenericByteArray, GenericByteBuilder, PrimitiveBuilder,
-    StringBuilder,
+    StringArray,
 };
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::ByteArrayType;
+use arrow::error::ArrowError;
 use sluice_schemas::EventIdCounter;
 
 /// Finishing a column and sizing its next buffers like this batch's, with
@@ -93,39 +95,76 @@ fn digits(buf: &mut [u8; 24], mut v: u64, radix: u64, min_digits: usize) -> &str
     std::str::from_utf8(&buf[at..]).unwrap_or_default()
 }
 
-/// osquery's event ids for one table, as text for the `eid` column (see
-/// [`EventIdCounter`]).
+/// The `eid` column of one table: osquery's event ids, counted from one
+/// (see [`EventIdCounter`]).
+///
+/// A row only counts itself in; the ids are written out when the batch
+/// finishes, all at once. Ids are consecutive, so nothing about a row is
+/// needed to make its id, and writing them in one loop skips what appending
+/// each to a `StringBuilder` cost: a UTF-8 check and a capacity check per
+/// row, about 2 % of the firehose's CPU. The batch's digits are checked as
+/// UTF-8 once, by arrow, when the column is made.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EventIds {
     counter: EventIdCounter,
+    /// Rows appended since the last [`finish`](Self::finish).
+    pending: usize,
 }
 
 impl EventIds {
-    /// The next id.
+    /// Gives the next row the next id.
     #[inline]
-    pub(crate) fn next_id(&mut self) -> &str {
-        // Only ASCII digits are ever stored; past twenty nines (10^20
-        // events) the id would stay empty rather than wrap.
-        let id = self.counter.advance().unwrap_or_default();
-        std::str::from_utf8(id).unwrap_or_default()
+    pub(crate) fn append_next(&mut self) {
+        self.pending += 1;
     }
 
-    /// Appends the next id to `eid`.
-    #[inline]
-    pub(crate) fn append_next(&mut self, eid: &mut StringBuilder) {
-        eid.append_value(self.next_id());
+    /// The ids of the rows appended since the last finish, in order. Past
+    /// twenty nines (10^20 events) an id would be empty rather than wrap.
+    pub(crate) fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let rows = std::mem::take(&mut self.pending);
+        // Ten digits each until the ten-billionth event.
+        let mut values = Vec::with_capacity(rows * 10);
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0i32);
+        for _ in 0..rows {
+            values.extend_from_slice(self.counter.advance().unwrap_or_default());
+            let end = i32::try_from(values.len()).map_err(|_| {
+                ArrowError::ComputeError(format!(
+                    "eid: {rows} ids in one batch exceed a string column's 2 GiB"
+                ))
+            })?;
+            offsets.push(end);
+        }
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(offsets));
+        Ok(Arc::new(StringArray::try_new(
+            offsets,
+            Buffer::from_vec(values),
+            None,
+        )?))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::AsArray;
 
     #[test]
-    fn event_ids_count_from_one_in_ten_digits() {
+    fn event_ids_count_from_one_in_ten_digits_across_batches() {
         let mut ids = EventIds::default();
-        for n in 1..=1_000u64 {
-            assert_eq!(ids.next_id(), format!("{n:010}"));
+        let mut next = 1u64;
+        for batch_rows in [1_000, 0, 1, 37] {
+            for _ in 0..batch_rows {
+                ids.append_next();
+            }
+            let column = ids.finish().unwrap();
+            let column = column.as_string::<i32>();
+            assert_eq!(column.len(), batch_rows);
+            assert_eq!(column.null_count(), 0);
+            for id in column.iter() {
+                assert_eq!(id, Some(format!("{next:010}").as_str()));
+                next += 1;
+            }
         }
     }
 }
