@@ -53,7 +53,9 @@ pub enum ReplayError<E: std::error::Error + 'static> {
 }
 
 /// Reads every line of `reader` into `decoder`, handing full batches to
-/// `sink`, and the rest at the end.
+/// `sink`, and the rest at the end. The batches are in the form storage
+/// takes ([`EsloggerDecoder::take_keyed_batches`]): file events' paths as
+/// dictionaries.
 pub fn replay_eslogger<R, E, S>(
     mut reader: R,
     decoder: &mut EsloggerDecoder,
@@ -94,12 +96,12 @@ where
             }
         }
         if decoder.buffered_rows() >= options.batch_rows {
-            for (table, batch) in decoder.take_batches()? {
+            for (table, batch) in decoder.take_keyed_batches()? {
                 sink(table, batch).map_err(ReplayError::Sink)?;
             }
         }
     }
-    for (table, batch) in decoder.take_batches()? {
+    for (table, batch) in decoder.take_keyed_batches()? {
         sink(table, batch).map_err(ReplayError::Sink)?;
     }
     Ok(())

@@ -33,6 +33,7 @@ use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
 use crate::builders::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
+    take_es_batches,
 };
 use crate::gates::{GateEvent, Gates};
 use crate::text::push_osquery_arg;
@@ -1315,16 +1316,21 @@ impl DirectRows {
         self.process_events.len() + self.file_events.len()
     }
 
-    /// Takes the rows built so far as one batch per table that has any.
+    /// Takes the rows generated so far as one batch per table that has any,
+    /// each with its table's schema.
     pub fn take_batches(&mut self) -> Result<Vec<(&'static TableDef, RecordBatch)>, ArrowError> {
-        let mut out = Vec::with_capacity(2);
-        if !self.process_events.is_empty() {
-            out.push((&ES_PROCESS_EVENTS, self.process_events.finish()?));
-        }
-        if !self.file_events.is_empty() {
-            out.push((&ES_PROCESS_FILE_EVENTS, self.file_events.finish()?));
-        }
-        Ok(out)
+        let finish = EsProcessFileEventsBuilder::finish;
+        take_es_batches(&mut self.process_events, &mut self.file_events, finish)
+    }
+
+    /// [`take_batches`](Self::take_batches) in the form storage takes at
+    /// the least cost: file events' paths keyed (see
+    /// [`EsProcessFileEventsBuilder::finish_keyed`]).
+    pub fn take_keyed_batches(
+        &mut self,
+    ) -> Result<Vec<(&'static TableDef, RecordBatch)>, ArrowError> {
+        let finish = EsProcessFileEventsBuilder::finish_keyed;
+        take_es_batches(&mut self.process_events, &mut self.file_events, finish)
     }
 }
 

@@ -14,7 +14,14 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BinaryArray, BinaryBuilder, StringArray, StringBuilder};
+use arrow::array::{
+    Array, ArrayRef, BinaryArray, BinaryBuilder, DictionaryArray, NullBufferBuilder,
+    PrimitiveArray, StringArray, StringBuilder,
+};
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowDictionaryKeyType, DataType, UInt8Type, UInt16Type, UInt32Type};
+use arrow::error::ArrowError;
+use sluice_schemas::DistinctValues;
 
 use crate::builders::finish_bytes_presized;
 
@@ -62,6 +69,156 @@ impl TextWithBytesBuilder {
             }
         }
     }
+}
+
+/// A text column and its raw-bytes sidecar, kept as a dictionary while
+/// rows are appended: each value is looked up (and, the first time, copied)
+/// while its bytes are still in cache, and the batch finishes as keys over
+/// its distinct values, the form the WAL logs and Parquet writes.
+///
+/// Building a plain column cost a copy of every row's text into a fresh
+/// buffer (tens of megabytes a batch, each page faulted in), a UTF-8 check
+/// of all of it, and then, in the WAL, a second read of all of it, long out
+/// of cache, to find the same dictionary. Here only the distinct values are
+/// copied and checked. Queries see the column as plain text (storage casts
+/// it when the hot tail is read), and so does
+/// [`finish_plain`](Self::finish_plain).
+#[derive(Debug)]
+pub struct KeyedTextBuilder {
+    distinct: DistinctValues,
+    /// Each row's code; 0 for a NULL row.
+    keys: Vec<u32>,
+    nulls: NullBufferBuilder,
+    /// Set when the batch's distinct text passed 2 GiB, which no Arrow
+    /// string array holds; `finish` then fails rather than lose rows
+    /// silently.
+    overflowed: bool,
+}
+
+impl Default for KeyedTextBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl KeyedTextBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self {
+            distinct: DistinctValues::new(),
+            keys: Vec::new(),
+            nulls: NullBufferBuilder::new(0),
+            overflowed: false,
+        }
+    }
+
+    /// Rows appended since the last finish.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether no row was appended since the last finish.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Appends one value; `None` is NULL in both columns.
+    #[inline]
+    pub fn append(&mut self, value: Option<&[u8]>) {
+        match value {
+            Some(bytes) => {
+                let code = self.distinct.code(bytes).unwrap_or_else(|| {
+                    self.overflowed = true;
+                    0
+                });
+                self.keys.push(code);
+                self.nulls.append_non_null();
+            }
+            None => {
+                self.keys.push(0);
+                self.nulls.append_null();
+            }
+        }
+    }
+
+    /// Takes the rows appended so far as (text, sidecar) and leaves the
+    /// builder empty. The text is a dictionary of UTF-8 values with keys as
+    /// narrow as its count of distinct values allows (1, 2 or 4 bytes), and
+    /// the sidecar all NULL; when a value is not UTF-8, both are plain
+    /// columns, as [`TextWithBytesBuilder`] makes them.
+    pub fn finish(&mut self) -> Result<(ArrayRef, ArrayRef), ArrowError> {
+        let rows = self.keys.len();
+        let keys = std::mem::replace(&mut self.keys, Vec::with_capacity(rows));
+        let nulls = self.nulls.finish();
+        let (bytes, ends) = self.distinct.take_values();
+        if std::mem::take(&mut self.overflowed) {
+            return Err(ArrowError::ComputeError(format!(
+                "a batch of {rows} rows holds more than 2 GiB of distinct text in one column"
+            )));
+        }
+        let values = BinaryArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(ends)),
+            Buffer::from_vec(bytes),
+            None,
+        )?;
+        let Ok(text) = StringArray::try_from_binary(values.clone()) else {
+            // Rare: some value is not UTF-8. Plain columns, value by value.
+            let mut text = StringBuilder::with_capacity(rows, values.value_data().len());
+            let mut raw = BinaryBuilder::new();
+            for (row, &key) in keys.iter().enumerate() {
+                let valid = nulls.as_ref().is_none_or(|n| n.is_valid(row));
+                append_text_with_bytes(
+                    &mut text,
+                    &mut raw,
+                    valid.then(|| values.value(key as usize)),
+                );
+            }
+            return Ok((Arc::new(text.finish()), Arc::new(raw.finish())));
+        };
+        let distinct = text.len();
+        let text: ArrayRef = Arc::new(text);
+        let keyed = match distinct {
+            n if n <= 1 << 8 => keyed::<UInt8Type>(&keys, nulls, text)?,
+            n if n <= 1 << 16 => keyed::<UInt16Type>(&keys, nulls, text)?,
+            _ => Arc::new(DictionaryArray::<UInt32Type>::try_new(
+                PrimitiveArray::new(ScalarBuffer::from(keys), nulls),
+                text,
+            )?),
+        };
+        Ok((keyed, Arc::new(BinaryArray::new_null(rows))))
+    }
+
+    /// [`finish`](Self::finish) with the text as a plain column, the type
+    /// of the table's schema.
+    pub fn finish_plain(&mut self) -> Result<(ArrayRef, ArrayRef), ArrowError> {
+        let (text, raw) = self.finish()?;
+        let text = match text.data_type() {
+            DataType::Dictionary(_, values) => arrow::compute::cast(&text, values)?,
+            _ => text,
+        };
+        Ok((text, raw))
+    }
+}
+
+/// A dictionary array of `codes` (NULL where `nulls` says) over `values`,
+/// with keys of type `K`; the caller checked that every code fits.
+fn keyed<K>(
+    codes: &[u32],
+    nulls: Option<NullBuffer>,
+    values: ArrayRef,
+) -> Result<ArrayRef, ArrowError>
+where
+    K: ArrowDictionaryKeyType,
+    K::Native: TryFrom<u32> + Default,
+{
+    let keys: Vec<K::Native> = codes
+        .iter()
+        .map(|&c| K::Native::try_from(c).unwrap_or_default())
+        .collect();
+    Ok(Arc::new(DictionaryArray::<K>::try_new(
+        PrimitiveArray::new(ScalarBuffer::from(keys), nulls),
+        values,
+    )?))
 }
 
 /// Appends `value` to a text column that has a raw-bytes sidecar.
@@ -196,5 +353,81 @@ mod tests {
         builder.append(Some(b"/x"));
         assert_eq!(builder.finish().0.len(), 1);
         assert_eq!(builder.finish().0.len(), 0);
+    }
+
+    /// Keyed text must give, as plain text, what the value-by-value rule
+    /// gives: for batches with and without invalid values or NULLs, a
+    /// character split across two values, a batch of NULLs only, and key
+    /// widths of one, two and four bytes.
+    #[test]
+    fn keyed_text_agrees_with_the_value_by_value_rule() {
+        let many: Vec<Vec<u8>> = (0..70_000u32)
+            .map(|i| format!("/Users/a/{}", i % 66_000).into_bytes())
+            .collect();
+        let few: Vec<Vec<u8>> = (0..3_000u32)
+            .map(|i| format!("/tmp/{}", i % 300).into_bytes())
+            .collect();
+        let batches: Vec<Vec<Option<&[u8]>>> = vec![
+            vec![
+                Some(b"/tmp/a"),
+                None,
+                Some("/tmp/\u{e9}t\u{e9}".as_bytes()),
+                Some(b""),
+                Some(b"/tmp/a"),
+            ],
+            vec![
+                Some(b"/tmp/a"),
+                Some(b"/tmp/\xff"),
+                None,
+                Some(b"/tmp/\xc3"),
+                Some(b"/tmp/\xff"),
+            ],
+            vec![Some(b"/tmp/\xc3"), Some(b"\xa9")],
+            vec![None, None],
+            vec![],
+            few.iter().map(|v| Some(v.as_slice())).collect(),
+            many.iter().map(|v| Some(v.as_slice())).collect(),
+        ];
+        let mut keyed = KeyedTextBuilder::new();
+        for (n, values) in batches.iter().enumerate() {
+            let (mut text, mut raw) = (StringBuilder::new(), BinaryBuilder::new());
+            for value in values {
+                keyed.append(*value);
+                append_text_with_bytes(&mut text, &mut raw, *value);
+            }
+            assert_eq!(keyed.len(), values.len());
+            let (keyed_text, keyed_raw) = keyed.finish().unwrap();
+            let valid = values
+                .iter()
+                .flatten()
+                .all(|v| std::str::from_utf8(v).is_ok());
+            if valid {
+                let DataType::Dictionary(key, _) = keyed_text.data_type() else {
+                    panic!(
+                        "batch {n}: valid text stays keyed, got {}",
+                        keyed_text.data_type()
+                    );
+                };
+                let distinct = values
+                    .iter()
+                    .flatten()
+                    .collect::<std::collections::HashSet<_>>()
+                    .len();
+                let expected_key = match distinct {
+                    d if d <= 256 => DataType::UInt8,
+                    d if d <= 65_536 => DataType::UInt16,
+                    _ => DataType::UInt32,
+                };
+                assert_eq!(key.as_ref(), &expected_key, "batch {n}");
+            }
+            let plain = arrow::compute::cast(&keyed_text, &DataType::Utf8).unwrap();
+            assert_eq!(plain.to_data(), text.finish().to_data(), "batch {n}");
+            assert_eq!(keyed_raw.to_data(), raw.finish().to_data(), "batch {n}");
+        }
+        assert!(keyed.is_empty());
+        // The plain finish gives the table's type.
+        keyed.append(Some(b"/x"));
+        let (text, _) = keyed.finish_plain().unwrap();
+        assert_eq!(text.data_type(), &DataType::Utf8);
     }
 }

@@ -20,7 +20,9 @@
 //! assert!(schema.field_with_name("time_ns").is_ok());
 //! ```
 
+mod distinct;
 mod event_ids;
+pub use distinct::DistinctValues;
 pub use event_ids::{EventIdCounter, MAX_EID_DIGITS};
 
 use std::sync::{Arc, OnceLock};

@@ -21,14 +21,22 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+
+use crate::parquet_persister::cast_to_schema;
+use crate::wal::dictionary::plain_schema;
 
 /// One batch in the tail, with the WAL sequence number that made it durable.
 #[derive(Debug, Clone)]
 pub struct HotBatch {
     /// The WAL record's sequence number.
     pub seq: u64,
-    /// The rows.
+    /// The rows. Text columns may be in dictionary form, as the builders
+    /// make them; queries see them as [`HotBatch::schema`] says.
     pub batch: RecordBatch,
+    /// The rows' schema for queries and Parquet: `batch`'s, with each text
+    /// column in dictionary form as its values' type.
+    pub schema: SchemaRef,
     /// The same rows as the WAL logged them, repetitive text as dictionaries
     /// (see `wal/dictionary.rs`): the roll writes these, so that Parquet
     /// takes the dictionaries as they are instead of hashing every row's
@@ -143,6 +151,7 @@ impl HotTail {
         tail.bytes += bytes;
         tail.batches.push_back(HotBatch {
             seq,
+            schema: plain_schema(&batch.schema()),
             batch,
             for_parquet: logged,
             bytes,
@@ -158,12 +167,29 @@ impl HotTail {
     /// Calls `f` with a snapshot of `table` while no roll can publish or
     /// remove anything, so `f` can list the table's Parquet files and get a
     /// view in which every row appears exactly once.
+    ///
+    /// Text columns held in dictionary form are given as their values'
+    /// type, the type of the table's schema, made when asked for: queries
+    /// of the tail are rare next to appends, which this keeps from building
+    /// each batch's text twice. A batch that cannot be so made (it cannot
+    /// happen for dictionaries of text) is left out with an error logged.
     pub fn with_snapshot<R>(&self, table: &str, f: impl FnOnce(Vec<RecordBatch>) -> R) -> R {
         let tables = self.read();
         let batches = tables
             .by_table
             .get(table)
-            .map(|t| t.batches.iter().map(|b| b.batch.clone()).collect())
+            .map(|t| {
+                t.batches
+                    .iter()
+                    .filter_map(|b| match cast_to_schema(&b.batch, &b.schema) {
+                        Ok(batch) => Some(batch),
+                        Err(err) => {
+                            tracing::error!(table, seq = b.seq, error = %err, "hot batch left out of a query");
+                            None
+                        }
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         f(batches)
     }

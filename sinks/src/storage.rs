@@ -622,6 +622,12 @@ impl Storage {
     /// returns; a failed roll is not an append error (the batch is safe in
     /// the WAL), it is counted and retried. When the hot tail's budget is
     /// full, this waits for the roller and then rolls every table itself.
+    ///
+    /// A text or binary column may come as a dictionary over its values
+    /// (as `sluice-ingest`'s builders key paths): it is logged and written
+    /// to Parquet as it is, without reading its rows again, and queries,
+    /// replay and the Parquet files see it as plain text, the type of the
+    /// table's schema.
     pub fn append(&self, table: &str, batch: RecordBatch) -> Result<AppendAck, StorageError> {
         let prepared = self.prepare(table, batch)?;
         self.append_prepared(prepared)
@@ -1138,7 +1144,7 @@ impl Shared {
         let result = (|| {
             let mut start = 0;
             for i in 1..=batches.len() {
-                if i < batches.len() && batches[i].batch.schema() == batches[start].batch.schema() {
+                if i < batches.len() && batches[i].schema == batches[start].schema {
                     continue;
                 }
                 let run = &batches[start..i];
@@ -1147,7 +1153,7 @@ impl Shared {
                     first: run[0].seq,
                     last: run[run.len() - 1].seq,
                 };
-                let schema = run[0].batch.schema();
+                let schema = run[0].schema.clone();
                 let run: Vec<RecordBatch> = run.iter().map(|b| b.for_parquet.clone()).collect();
                 let paths = self.staging.persist_logged_run_tagged(
                     table,

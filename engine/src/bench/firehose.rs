@@ -381,8 +381,8 @@ impl Producer {
 
     fn take_batches(&mut self) -> Result<Vec<TableBatch>, ArrowError> {
         match self {
-            Producer::Rows { rows, .. } => rows.take_batches(),
-            Producer::Json { decoder, .. } => decoder.take_batches(),
+            Producer::Rows { rows, .. } => rows.take_keyed_batches(),
+            Producer::Json { decoder, .. } => decoder.take_keyed_batches(),
         }
     }
 

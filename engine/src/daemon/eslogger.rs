@@ -337,7 +337,7 @@ impl DecoderState {
     /// Hands the buffered rows to the pipeline and the counters to the
     /// metrics.
     fn flush(&mut self, pipeline: &Pipeline, metrics: &Metrics) {
-        match self.decoder.take_batches() {
+        match self.decoder.take_keyed_batches() {
             Ok(batches) => {
                 for (table, batch) in batches {
                     pipeline.offer(table, batch);

@@ -6,10 +6,10 @@ use arrow::array::{
 };
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
-use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS};
+use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
-use super::{EventIds, FinishPresized};
-use crate::text::{TextWithBytesBuilder, append_text};
+use super::{EventIds, FinishPresized, keyed_schema};
+use crate::text::{KeyedTextBuilder, TextWithBytesBuilder, append_text};
 
 /// One row of `es_process_events`, borrowed from the decoder's buffers.
 ///
@@ -345,9 +345,9 @@ pub struct EsProcessFileEventsBuilder {
     global_seq_num: Int64Builder,
     pid: Int64Builder,
     parent: Int64Builder,
-    path: TextWithBytesBuilder,
-    filename: TextWithBytesBuilder,
-    dest_filename: TextWithBytesBuilder,
+    path: KeyedTextBuilder,
+    filename: KeyedTextBuilder,
+    dest_filename: KeyedTextBuilder,
     event_type: StringBuilder,
     time: Int64Builder,
     time_ns: TimestampNanosecondBuilder,
@@ -370,9 +370,9 @@ impl EsProcessFileEventsBuilder {
             global_seq_num: Int64Builder::new(),
             pid: Int64Builder::new(),
             parent: Int64Builder::new(),
-            path: TextWithBytesBuilder::new(),
-            filename: TextWithBytesBuilder::new(),
-            dest_filename: TextWithBytesBuilder::new(),
+            path: KeyedTextBuilder::new(),
+            filename: KeyedTextBuilder::new(),
+            dest_filename: KeyedTextBuilder::new(),
             event_type: StringBuilder::new(),
             time: Int64Builder::new(),
             time_ns: timestamp_builder(),
@@ -411,10 +411,26 @@ impl EsProcessFileEventsBuilder {
     /// Takes the rows appended so far as a batch with the table's schema and
     /// leaves the builder empty.
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.finish_with(KeyedTextBuilder::finish_plain)
+    }
+
+    /// Like [`finish`](Self::finish), with `path`, `filename` and
+    /// `dest_filename` as dictionaries over their distinct values (see
+    /// [`KeyedTextBuilder`]): the form storage takes without reading the
+    /// rows' text again. Its schema is the table's with those three
+    /// columns' types changed.
+    pub fn finish_keyed(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.finish_with(KeyedTextBuilder::finish)
+    }
+
+    fn finish_with(
+        &mut self,
+        finish_text: fn(&mut KeyedTextBuilder) -> Result<(ArrayRef, ArrayRef), ArrowError>,
+    ) -> Result<RecordBatch, ArrowError> {
         self.rows = 0;
-        let (path, path_bytes) = self.path.finish();
-        let (filename, filename_bytes) = self.filename.finish();
-        let (dest_filename, dest_filename_bytes) = self.dest_filename.finish();
+        let (path, path_bytes) = finish_text(&mut self.path)?;
+        let (filename, filename_bytes) = finish_text(&mut self.filename)?;
+        let (dest_filename, dest_filename_bytes) = finish_text(&mut self.dest_filename)?;
         let columns: Vec<ArrayRef> = vec![
             self.version.finish_presized(),
             self.seq_num.finish_presized(),
@@ -432,8 +448,30 @@ impl EsProcessFileEventsBuilder {
             filename_bytes,
             dest_filename_bytes,
         ];
-        RecordBatch::try_new(ES_PROCESS_FILE_EVENTS.schema(), columns)
+        RecordBatch::try_new(
+            keyed_schema(&ES_PROCESS_FILE_EVENTS.schema(), &columns),
+            columns,
+        )
     }
+}
+
+/// One batch per ES table that has rows, process events first, each
+/// builder left empty; `finish_file_events` is
+/// [`EsProcessFileEventsBuilder::finish`] or
+/// [`finish_keyed`](EsProcessFileEventsBuilder::finish_keyed).
+pub(crate) fn take_es_batches(
+    process_events: &mut EsProcessEventsBuilder,
+    file_events: &mut EsProcessFileEventsBuilder,
+    finish_file_events: fn(&mut EsProcessFileEventsBuilder) -> Result<RecordBatch, ArrowError>,
+) -> Result<Vec<(&'static TableDef, RecordBatch)>, ArrowError> {
+    let mut out = Vec::with_capacity(2);
+    if !process_events.is_empty() {
+        out.push((&ES_PROCESS_EVENTS, process_events.finish()?));
+    }
+    if !file_events.is_empty() {
+        out.push((&ES_PROCESS_FILE_EVENTS, finish_file_events(file_events)?));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub use bsm::{
     ProcessEventRow, ProcessEventsBuilder, ProcessFileEventRow, ProcessFileEventsBuilder,
     SocketEventRow, SocketEventsBuilder, UserEventRow, UserEventsBuilder,
 };
+pub(crate) use es::take_es_batches;
 pub use es::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
     codesigning_flags_text,
@@ -28,7 +29,7 @@ use arrow::array::{
     StringArray,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::ByteArrayType;
+use arrow::datatypes::{ByteArrayType, DataType, FieldRef, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use sluice_schemas::EventIdCounter;
 
@@ -60,6 +61,34 @@ impl<T: ByteArrayType> FinishPresized for GenericByteBuilder<T> {
     fn finish_presized(&mut self) -> ArrayRef {
         Arc::new(finish_bytes_presized(self))
     }
+}
+
+/// `schema` with each field typed as its column in `columns` is, where
+/// that is a dictionary over the field's own type (text the builders keyed,
+/// see [`crate::text::KeyedTextBuilder`]); `schema` itself when none is.
+pub(crate) fn keyed_schema(schema: &SchemaRef, columns: &[ArrayRef]) -> SchemaRef {
+    let keyed = |(field, column): (&FieldRef, &ArrayRef)| matches!(column.data_type(), DataType::Dictionary(_, values) if values.as_ref() == field.data_type());
+    if !schema.fields().iter().zip(columns).any(keyed) {
+        return schema.clone();
+    }
+    let fields: Vec<FieldRef> = schema
+        .fields()
+        .iter()
+        .zip(columns)
+        .map(|(field, column)| {
+            if keyed((field, column)) {
+                Arc::new(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(column.data_type().clone()),
+                )
+            } else {
+                field.clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// [`FinishPresized`] for a byte builder, keeping the array's own type for

@@ -32,6 +32,7 @@ use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
 use crate::builders::{
     EsProcessEventRow, EsProcessEventsBuilder, EsProcessFileEventRow, EsProcessFileEventsBuilder,
+    take_es_batches,
 };
 use crate::builders::{EventCountersRow, PublisherCounters, counter_rows};
 use crate::gates::seq::SeqTracker;
@@ -231,16 +232,21 @@ impl EsloggerDecoder {
         self.process_events.len() + self.file_events.len()
     }
 
-    /// Takes the rows built so far as one batch per table that has any.
+    /// Takes the rows decoded so far as one batch per table that has any,
+    /// each with its table's schema.
     pub fn take_batches(&mut self) -> Result<Vec<(&'static TableDef, RecordBatch)>, ArrowError> {
-        let mut out = Vec::with_capacity(2);
-        if !self.process_events.is_empty() {
-            out.push((&ES_PROCESS_EVENTS, self.process_events.finish()?));
-        }
-        if !self.file_events.is_empty() {
-            out.push((&ES_PROCESS_FILE_EVENTS, self.file_events.finish()?));
-        }
-        Ok(out)
+        let finish = EsProcessFileEventsBuilder::finish;
+        take_es_batches(&mut self.process_events, &mut self.file_events, finish)
+    }
+
+    /// [`take_batches`](Self::take_batches) in the form storage takes at
+    /// the least cost: file events' paths keyed (see
+    /// [`EsProcessFileEventsBuilder::finish_keyed`]).
+    pub fn take_keyed_batches(
+        &mut self,
+    ) -> Result<Vec<(&'static TableDef, RecordBatch)>, ArrowError> {
+        let finish = EsProcessFileEventsBuilder::finish_keyed;
+        take_es_batches(&mut self.process_events, &mut self.file_events, finish)
     }
 
     /// Decodes one line (without its newline). `line_no` is 1-based and is

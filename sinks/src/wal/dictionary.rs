@@ -12,15 +12,20 @@
 //! UTF-8) by a dictionary with no values. A file event's record shrinks to
 //! about a third.
 //!
+//! The file events' paths usually arrive keyed already: the builders make
+//! the same dictionary while each row's bytes are still in cache (see
+//! `sluice_schemas::DistinctValues`), which costs less than reading every
+//! row here, megabytes later. Such a column is only marked.
+//!
 //! Each replaced field carries [`ENCODING_KEY`] in its metadata, and replay
 //! turns exactly those columns back into their original type, so a record
-//! decodes to the batch that was appended, schema and all. Columns that are
+//! decodes to the batch that was appended, schema and all (a column the
+//! builders keyed comes back as plain text, the table's type). Columns that are
 //! mostly distinct (`eid`) are found out within the first [`FIRST_CHECK`]
 //! rows and written as they are. Records written before this
 //! carry no marker and decode as before.
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -28,10 +33,11 @@ use arrow::array::{
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{
-    ArrowDictionaryKeyType, BinaryType, ByteArrayType, DataType, Field, Schema, UInt8Type,
-    UInt16Type, UInt32Type, Utf8Type,
+    ArrowDictionaryKeyType, BinaryType, ByteArrayType, DataType, Field, Schema, SchemaRef,
+    UInt8Type, UInt16Type, UInt32Type, Utf8Type,
 };
 use arrow::error::ArrowError;
+use sluice_schemas::DistinctValues;
 
 /// Field metadata key marking a column the WAL dictionary-encoded; its value
 /// is [`ENCODING_DICTIONARY`].
@@ -57,6 +63,13 @@ pub(crate) fn shrink(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
         let encoded = match column.data_type() {
             DataType::Utf8 => dictionary_encode(column.as_bytes::<Utf8Type>())?,
             DataType::Binary => dictionary_encode(column.as_bytes::<BinaryType>())?,
+            // Keyed already, by the builders: only the mark is missing, so
+            // that replay gives the column back as its values' type.
+            DataType::Dictionary(_, values)
+                if is_keyed_text(values) && !field.metadata().contains_key(ENCODING_KEY) =>
+            {
+                Some(column.clone())
+            }
             _ => None,
         };
         Ok(encoded.map(|dictionary| {
@@ -66,6 +79,38 @@ pub(crate) fn shrink(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
             (marked, dictionary)
         }))
     })
+}
+
+/// Whether a dictionary over `values` is a text column in dictionary form:
+/// the only dictionaries storage takes, and those it gives back (on replay,
+/// to queries) as `values`.
+pub(crate) fn is_keyed_text(values: &DataType) -> bool {
+    matches!(values, DataType::Utf8 | DataType::Binary)
+}
+
+/// The schema queries and Parquet files see for batches of `schema`: each
+/// text column in dictionary form as its values' type, the fields'
+/// metadata kept. The same `Arc` when there is none.
+pub(crate) fn plain_schema(schema: &SchemaRef) -> SchemaRef {
+    let keyed =
+        |field: &Field| matches!(field.data_type(), DataType::Dictionary(_, v) if is_keyed_text(v));
+    if !schema.fields().iter().any(|f| keyed(f)) {
+        return schema.clone();
+    }
+    let fields: Vec<Arc<Field>> = schema
+        .fields()
+        .iter()
+        .map(|field| match field.data_type() {
+            DataType::Dictionary(_, values) if is_keyed_text(values) => Arc::new(
+                field
+                    .as_ref()
+                    .clone()
+                    .with_data_type(values.as_ref().clone()),
+            ),
+            _ => field.clone(),
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
 /// Undoes [`shrink`]: every marked column back to its value type, the
@@ -162,13 +207,17 @@ where
     let offsets = array.value_offsets();
     let data = array.value_data();
     let mut codes: Vec<u32> = Vec::with_capacity(rows);
-    let mut distinct = Distinct::default();
+    let mut distinct = DistinctValues::new();
     for row in 0..rows {
         let code = if nulls.is_some_and(|n| n.is_null(row)) {
             0
         } else {
             // Offsets of a valid array are in bounds and non-decreasing.
-            distinct.code(&data[offsets[row] as usize..offsets[row + 1] as usize])
+            match distinct.code(&data[offsets[row] as usize..offsets[row + 1] as usize]) {
+                Some(code) => code,
+                // Over 2 GiB of distinct text: no dictionary holds it.
+                None => return Ok(None),
+            }
         };
         codes.push(code);
         if row + 1 == FIRST_CHECK && distinct.len() * 10 > FIRST_CHECK * 9 {
@@ -178,7 +227,7 @@ where
             let seen = row + 1;
             let plain = (offsets[seen] - offsets[0]) as usize + 4 * seen;
             // Keys of up to 4 bytes, the values and their offsets.
-            let encoded = 4 * seen + distinct.bytes.len() + 4 * distinct.len();
+            let encoded = 4 * seen + distinct.value_bytes() + 4 * distinct.len();
             if encoded * 4 > plain * 3 {
                 return Ok(None);
             }
@@ -190,12 +239,13 @@ where
         _ => 4,
     };
     let plain = (offsets[rows] - offsets[0]) as usize + 4 * rows;
-    if key_bytes * rows + distinct.bytes.len() + 4 * distinct.len() >= plain {
+    if key_bytes * rows + distinct.value_bytes() + 4 * distinct.len() >= plain {
         return Ok(None);
     }
+    let (bytes, ends) = distinct.take_values();
     let values = GenericByteArray::<T>::try_new(
-        OffsetBuffer::new(ScalarBuffer::from(distinct.ends)),
-        Buffer::from_vec(distinct.bytes),
+        OffsetBuffer::new(ScalarBuffer::from(ends)),
+        Buffer::from_vec(bytes),
         None,
     )?;
     // The narrowest keys that hold every code.
@@ -205,117 +255,6 @@ where
         _ => keyed::<UInt32Type, T>(codes, nulls, values)?,
     };
     Ok(Some(encoded))
-}
-
-/// The distinct values of a column in first-seen order, and the table that
-/// finds a value's code.
-///
-/// Each value is copied once, when first seen, into `bytes`, which becomes
-/// the dictionary's value buffer as it is. Lookups compare a row against
-/// that copy: a few hundred kilobytes that stay in cache, where comparing
-/// against the value's first row in the batch (megabytes, long evicted by
-/// the time a 128 Ki-row batch is encoded) missed the cache on every row
-/// and was a third of the dictionary's time. The table is open addressing
-/// with linear probing, at most half full, each slot a code plus one (0
-/// for empty); each code's full hash is kept, so a probe compares bytes
-/// only when the hashes agree, and growing never hashes a value again.
-struct Distinct {
-    /// The values, back to back.
-    bytes: Vec<u8>,
-    /// Offsets into `bytes`: value `c` is `bytes[ends[c]..ends[c + 1]]`.
-    ends: Vec<i32>,
-    /// The hash of each code's value.
-    hashes: Vec<u64>,
-    slots: Vec<u32>,
-    /// The previous row's code: runs of one value (a process's burst of
-    /// events, a column of empty strings) skip hashing.
-    last: Option<u32>,
-    hasher: foldhash::fast::FixedState,
-}
-
-impl Default for Distinct {
-    fn default() -> Self {
-        Self {
-            bytes: Vec::new(),
-            ends: vec![0],
-            hashes: Vec::new(),
-            slots: vec![0; 256],
-            last: None,
-            hasher: foldhash::fast::FixedState::default(),
-        }
-    }
-}
-
-impl Distinct {
-    /// How many distinct values so far.
-    fn len(&self) -> usize {
-        self.hashes.len()
-    }
-
-    /// Value `code`'s bytes.
-    #[inline]
-    fn value(&self, code: u32) -> &[u8] {
-        let code = code as usize;
-        &self.bytes[self.ends[code] as usize..self.ends[code + 1] as usize]
-    }
-
-    /// The code of `value`, added if new.
-    #[inline]
-    fn code(&mut self, value: &[u8]) -> u32 {
-        if let Some(last) = self.last
-            && self.value(last) == value
-        {
-            return last;
-        }
-        if self.len() * 2 >= self.slots.len() {
-            self.grow();
-        }
-        let hash = self.hasher.hash_one(value);
-        let mask = self.slots.len() - 1;
-        let mut at = slot_of(hash, self.slots.len());
-        loop {
-            match self.slots[at] {
-                0 => {
-                    // At most `rows` (< 2^31, an i32-offset array) distinct
-                    // values, of fewer bytes than that array holds.
-                    let code = self.len() as u32;
-                    self.bytes.extend_from_slice(value);
-                    self.ends.push(self.bytes.len() as i32);
-                    self.hashes.push(hash);
-                    self.slots[at] = code + 1;
-                    self.last = Some(code);
-                    return code;
-                }
-                slot if self.hashes[(slot - 1) as usize] == hash
-                    && self.value(slot - 1) == value =>
-                {
-                    self.last = Some(slot - 1);
-                    return slot - 1;
-                }
-                _ => at = (at + 1) & mask,
-            }
-        }
-    }
-
-    /// Doubles the table and places every code again by its kept hash.
-    fn grow(&mut self) {
-        self.slots = vec![0; self.slots.len() * 2];
-        let mask = self.slots.len() - 1;
-        for (code, &hash) in self.hashes.iter().enumerate() {
-            let mut at = slot_of(hash, self.slots.len());
-            while self.slots[at] != 0 {
-                at = (at + 1) & mask;
-            }
-            self.slots[at] = code as u32 + 1;
-        }
-    }
-}
-
-/// The slot a hash starts probing at, in a power-of-two table of `slots`:
-/// its high bits, which foldhash mixes best.
-#[inline]
-fn slot_of(hash: u64, slots: usize) -> usize {
-    (hash >> (64 - slots.trailing_zeros())) as usize
 }
 
 /// `codes` in a narrower integer type; the caller checked that they fit.
