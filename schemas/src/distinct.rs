@@ -85,7 +85,7 @@ impl DistinctValues {
     #[inline]
     pub fn code(&mut self, value: &[u8]) -> Option<u32> {
         if let Some(last) = self.last
-            && self.value(last) == value
+            && same_tail_then_equal(self.value(last), value)
         {
             return Some(last);
         }
@@ -140,6 +140,17 @@ impl DistinctValues {
             self.slots[at] = (code as u32 + 1, (hash >> 32) as u32);
         }
     }
+}
+
+/// Whether `a` and `b` are equal, looking at their last eight bytes first.
+/// Paths in a batch share long prefixes (a cache directory, a user's
+/// home) and differ at the end, so two paths of one length told apart by a
+/// plain comparison from the front read both prefixes first: the previous
+/// row's check, which fails for most file names, spent more time there
+/// than in the table.
+#[inline]
+fn same_tail_then_equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a[a.len().saturating_sub(8)..] == b[b.len().saturating_sub(8)..] && a == b
 }
 
 /// The slot a hash starts probing at, in a power-of-two table of `slots`:
