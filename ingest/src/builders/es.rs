@@ -4,11 +4,12 @@
 use arrow::array::{
     ArrayRef, Int32Builder, Int64Builder, StringBuilder, TimestampNanosecondBuilder,
 };
+use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, TimestampNanosecondType};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 
-use super::{EventIds, FinishPresized, keyed_schema};
+use super::{EventIds, FinishPresized, NumberColumn, keyed_schema};
 use crate::text::{KeyedTextBuilder, TextWithBytesBuilder, append_text};
 
 /// One row of `es_process_events`, borrowed from the decoder's buffers.
@@ -149,7 +150,12 @@ pub fn codesigning_flags_text(flags: u32) -> &'static str {
 }
 
 fn timestamp_builder() -> TimestampNanosecondBuilder {
-    TimestampNanosecondBuilder::new().with_timezone("UTC")
+    TimestampNanosecondBuilder::new().with_data_type(timestamp_type())
+}
+
+/// `time_ns`'s type: nanoseconds, UTC.
+fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into()))
 }
 
 /// Builds `es_process_events` batches.
@@ -340,17 +346,17 @@ impl EsProcessEventsBuilder {
 
 /// Builds `es_process_file_events` batches.
 pub struct EsProcessFileEventsBuilder {
-    version: Int32Builder,
-    seq_num: Int64Builder,
-    global_seq_num: Int64Builder,
-    pid: Int64Builder,
-    parent: Int64Builder,
+    version: NumberColumn<Int32Type>,
+    seq_num: NumberColumn<Int64Type>,
+    global_seq_num: NumberColumn<Int64Type>,
+    pid: NumberColumn<Int64Type>,
+    parent: NumberColumn<Int64Type>,
     path: KeyedTextBuilder,
     filename: KeyedTextBuilder,
     dest_filename: KeyedTextBuilder,
     event_type: StringBuilder,
-    time: Int64Builder,
-    time_ns: TimestampNanosecondBuilder,
+    time: NumberColumn<Int64Type>,
+    time_ns: NumberColumn<TimestampNanosecondType>,
     rows: usize,
     event_ids: EventIds,
 }
@@ -365,17 +371,17 @@ impl EsProcessFileEventsBuilder {
     /// An empty builder.
     pub fn new() -> Self {
         Self {
-            version: Int32Builder::new(),
-            seq_num: Int64Builder::new(),
-            global_seq_num: Int64Builder::new(),
-            pid: Int64Builder::new(),
-            parent: Int64Builder::new(),
+            version: NumberColumn::new(),
+            seq_num: NumberColumn::new(),
+            global_seq_num: NumberColumn::new(),
+            pid: NumberColumn::new(),
+            parent: NumberColumn::new(),
             path: KeyedTextBuilder::new(),
             filename: KeyedTextBuilder::new(),
             dest_filename: KeyedTextBuilder::new(),
             event_type: StringBuilder::new(),
-            time: Int64Builder::new(),
-            time_ns: timestamp_builder(),
+            time: NumberColumn::new(),
+            time_ns: NumberColumn::of_type(timestamp_type()),
             rows: 0,
             event_ids: EventIds::default(),
         }

@@ -25,8 +25,8 @@ pub use osquery_events::{EventCountersRow, PublisherCounters, counter_rows, osqu
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, ArrowPrimitiveType, GenericByteArray, GenericByteBuilder, PrimitiveBuilder,
-    StringArray,
+    Array, ArrayRef, ArrowPrimitiveType, GenericByteArray, GenericByteBuilder, NullBufferBuilder,
+    PrimitiveArray, PrimitiveBuilder, StringArray,
 };
 use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{ByteArrayType, DataType, FieldRef, Schema, SchemaRef};
@@ -89,6 +89,68 @@ pub(crate) fn keyed_schema(schema: &SchemaRef, columns: &[ArrayRef]) -> SchemaRe
         })
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+/// A column of numbers being built, for the hottest builders: the values
+/// in a `Vec`, and a validity bitmap only once a NULL arrives. Arrow's
+/// `PrimitiveBuilder` does the same through a call per value that checks
+/// and grows an aligned buffer; a file event appends seven numbers, and
+/// those calls were 4 % of the firehose's CPU, on the thread that limits
+/// it. The `Vec` becomes the array's buffer without a copy.
+#[derive(Debug)]
+pub(crate) struct NumberColumn<T: ArrowPrimitiveType> {
+    values: Vec<T::Native>,
+    nulls: NullBufferBuilder,
+    /// The array's type: `T`'s, or a timestamp's with its time zone.
+    data_type: DataType,
+}
+
+impl<T: ArrowPrimitiveType> NumberColumn<T> {
+    /// An empty column of `T`'s own type.
+    pub(crate) fn new() -> Self {
+        Self::of_type(T::DATA_TYPE)
+    }
+
+    /// An empty column of `data_type` (which `T` must store, as a
+    /// timestamp with a time zone is stored by its unit's type).
+    pub(crate) fn of_type(data_type: DataType) -> Self {
+        Self {
+            values: Vec::new(),
+            nulls: NullBufferBuilder::new(0),
+            data_type,
+        }
+    }
+
+    /// Appends a value.
+    #[inline]
+    pub(crate) fn append_value(&mut self, value: T::Native) {
+        self.values.push(value);
+        self.nulls.append_non_null();
+    }
+
+    /// Appends a value or a NULL.
+    #[inline]
+    pub(crate) fn append_option(&mut self, value: Option<T::Native>) {
+        match value {
+            Some(value) => self.append_value(value),
+            None => {
+                self.values.push(T::Native::default());
+                self.nulls.append_null();
+            }
+        }
+    }
+}
+
+impl<T: ArrowPrimitiveType> FinishPresized for NumberColumn<T> {
+    fn finish_presized(&mut self) -> ArrayRef {
+        let rows = self.values.len();
+        let values = std::mem::replace(&mut self.values, Vec::with_capacity(with_room(rows)));
+        let nulls = self.nulls.finish();
+        Arc::new(
+            PrimitiveArray::<T>::new(ScalarBuffer::from(values), nulls)
+                .with_data_type(self.data_type.clone()),
+        )
+    }
 }
 
 /// [`FinishPresized`] for a byte builder, keeping the array's own type for
