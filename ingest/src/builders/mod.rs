@@ -6,6 +6,12 @@
 //! value is not valid UTF-8 (see [`crate::text`]). Every source of a table
 //! (eslogger JSON today, the native ES client later) fills the same row type,
 //! so the columns mean the same thing whatever the source.
+//!
+//! A batch for storage can leave with the file events' paths keyed:
+//! [`EsProcessFileEventsBuilder::finish_keyed`] hands them over as keys
+//! into their distinct values, found while each path was still in cache
+//! (see [`crate::text::KeyedTextBuilder`]); `finish` gives every column in
+//! its table's type.
 
 mod bsm;
 mod es;
