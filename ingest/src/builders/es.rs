@@ -28,7 +28,7 @@ pub struct EsProcessEventRow<'a> {
     pub pid: Option<i64>,
     /// Process id version from the audit token.
     pub pidversion: Option<i64>,
-    /// The kernel's path of the executable, never argv[0].
+    /// The kernel's path of the executable, never `argv[0]`.
     pub path: Option<&'a [u8]>,
     /// Parent process id (`ppid`).
     pub parent: Option<i64>,
