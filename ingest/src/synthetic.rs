@@ -527,7 +527,7 @@ struct PathTable {
 }
 
 /// Byte strings back to back.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Strings {
     bytes: Vec<u8>,
     /// Where each string ends in `bytes`, after a leading 0.
@@ -535,11 +535,20 @@ struct Strings {
 }
 
 impl Strings {
+    fn new() -> Self {
+        Self {
+            bytes: Vec::new(),
+            ends: vec![0],
+        }
+    }
+
+    /// How many strings have been ended.
+    fn len(&self) -> usize {
+        self.ends.len() - 1
+    }
+
     /// Ends the string pushed since the last call.
     fn end_one(&mut self) {
-        if self.ends.is_empty() {
-            self.ends.push(0);
-        }
         self.ends.push(self.bytes.len());
     }
 
@@ -557,13 +566,13 @@ impl PathTable {
     }
 
     fn new() -> Self {
-        let mut directories = Strings::default();
-        let mut members = Strings::default();
+        let mut directories = Strings::new();
+        let mut members = Strings::new();
         let mut first_directory = [0; ROOTS.len()];
         let mut first_member = [0; ROOTS.len()];
         for (index, root) in ROOTS.iter().enumerate() {
-            first_directory[index] = directories.ends.len().saturating_sub(1);
-            first_member[index] = members.ends.len().saturating_sub(1);
+            first_directory[index] = directories.len();
+            first_member[index] = members.len();
             for dir in 0..root.dirs.max(1) {
                 let start = directories.bytes.len();
                 directories.bytes.extend_from_slice(root.root.as_bytes());

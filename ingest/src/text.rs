@@ -15,13 +15,12 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BinaryArray, BinaryBuilder, DictionaryArray, NullBufferBuilder,
-    PrimitiveArray, StringArray, StringBuilder,
+    Array, ArrayRef, BinaryArray, BinaryBuilder, NullBufferBuilder, StringArray, StringBuilder,
 };
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{ArrowDictionaryKeyType, DataType, UInt8Type, UInt16Type, UInt32Type};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
-use sluice_schemas::DistinctValues;
+use sluice_schemas::{DistinctValues, keyed_array};
 
 use crate::builders::finish_bytes_presized;
 
@@ -175,16 +174,7 @@ impl KeyedTextBuilder {
             }
             return Ok((Arc::new(text.finish()), Arc::new(raw.finish())));
         };
-        let distinct = text.len();
-        let text: ArrayRef = Arc::new(text);
-        let keyed = match distinct {
-            n if n <= 1 << 8 => keyed::<UInt8Type>(&keys, nulls, text)?,
-            n if n <= 1 << 16 => keyed::<UInt16Type>(&keys, nulls, text)?,
-            _ => Arc::new(DictionaryArray::<UInt32Type>::try_new(
-                PrimitiveArray::new(ScalarBuffer::from(keys), nulls),
-                text,
-            )?),
-        };
+        let keyed = keyed_array(keys, nulls, Arc::new(text))?;
         Ok((keyed, Arc::new(BinaryArray::new_null(rows))))
     }
 
@@ -198,27 +188,6 @@ impl KeyedTextBuilder {
         };
         Ok((text, raw))
     }
-}
-
-/// A dictionary array of `codes` (NULL where `nulls` says) over `values`,
-/// with keys of type `K`; the caller checked that every code fits.
-fn keyed<K>(
-    codes: &[u32],
-    nulls: Option<NullBuffer>,
-    values: ArrayRef,
-) -> Result<ArrayRef, ArrowError>
-where
-    K: ArrowDictionaryKeyType,
-    K::Native: TryFrom<u32> + Default,
-{
-    let keys: Vec<K::Native> = codes
-        .iter()
-        .map(|&c| K::Native::try_from(c).unwrap_or_default())
-        .collect();
-    Ok(Arc::new(DictionaryArray::<K>::try_new(
-        PrimitiveArray::new(ScalarBuffer::from(keys), nulls),
-        values,
-    )?))
 }
 
 /// Appends `value` to a text column that has a raw-bytes sidecar.

@@ -9,6 +9,12 @@
 //! the same dictionary: its distinct values in the order first seen.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, ArrowPrimitiveType, DictionaryArray, PrimitiveArray};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
+use arrow::datatypes::{ArrowDictionaryKeyType, UInt8Type, UInt16Type, UInt32Type};
+use arrow::error::ArrowError;
 
 /// The distinct values of a column in first-seen order, and the table that
 /// finds a value's code.
@@ -138,6 +144,52 @@ impl DistinctValues {
                 at = (at + 1) & mask;
             }
             self.slots[at] = (code as u32 + 1, (hash >> 32) as u32);
+        }
+    }
+}
+
+/// Bytes per key of a dictionary of `distinct` values: the narrowest of 1,
+/// 2 or 4 that holds every code.
+pub fn key_bytes(distinct: usize) -> usize {
+    match distinct {
+        n if n <= 1 << 8 => 1,
+        n if n <= 1 << 16 => 2,
+        _ => 4,
+    }
+}
+
+/// A dictionary array of `codes` (each below `values.len()`; NULL where
+/// `nulls` says) over `values`, with keys [`key_bytes`] wide: the form both
+/// the builders and the WAL hand on.
+pub fn keyed_array(
+    codes: Vec<u32>,
+    nulls: Option<NullBuffer>,
+    values: ArrayRef,
+) -> Result<ArrayRef, ArrowError> {
+    fn narrowed<K>(
+        codes: &[u32],
+        nulls: Option<NullBuffer>,
+        values: ArrayRef,
+    ) -> Result<ArrayRef, ArrowError>
+    where
+        K: ArrowDictionaryKeyType,
+        <K as ArrowPrimitiveType>::Native: TryFrom<u32> + Default,
+    {
+        let keys: Vec<K::Native> = codes
+            .iter()
+            .map(|&c| K::Native::try_from(c).unwrap_or_default())
+            .collect();
+        let keys = PrimitiveArray::<K>::new(ScalarBuffer::from(keys), nulls);
+        Ok(Arc::new(DictionaryArray::<K>::try_new(keys, values)?))
+    }
+    match key_bytes(values.len()) {
+        1 => narrowed::<UInt8Type>(&codes, nulls, values),
+        2 => narrowed::<UInt16Type>(&codes, nulls, values),
+        _ => {
+            let keys = PrimitiveArray::<UInt32Type>::new(ScalarBuffer::from(codes), nulls);
+            Ok(Arc::new(DictionaryArray::<UInt32Type>::try_new(
+                keys, values,
+            )?))
         }
     }
 }

@@ -22,7 +22,7 @@
 
 mod distinct;
 mod event_ids;
-pub use distinct::DistinctValues;
+pub use distinct::{DistinctValues, key_bytes, keyed_array};
 pub use event_ids::{EventIdCounter, MAX_EID_DIGITS};
 
 use std::sync::{Arc, OnceLock};

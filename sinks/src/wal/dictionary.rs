@@ -28,16 +28,11 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, DictionaryArray, GenericByteArray, PrimitiveArray, RecordBatch,
-};
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
-use arrow::datatypes::{
-    ArrowDictionaryKeyType, BinaryType, ByteArrayType, DataType, Field, Schema, SchemaRef,
-    UInt8Type, UInt16Type, UInt32Type, Utf8Type,
-};
+use arrow::array::{Array, ArrayRef, AsArray, GenericByteArray, RecordBatch};
+use arrow::buffer::{Buffer, OffsetBuffer, ScalarBuffer};
+use arrow::datatypes::{BinaryType, ByteArrayType, DataType, Field, Schema, SchemaRef, Utf8Type};
 use arrow::error::ArrowError;
-use sluice_schemas::DistinctValues;
+use sluice_schemas::{DistinctValues, key_bytes, keyed_array};
 
 /// Field metadata key marking a column the WAL dictionary-encoded; its value
 /// is [`ENCODING_DICTIONARY`].
@@ -202,7 +197,7 @@ where
     if array.null_count() == rows {
         // Keys of one byte, all NULL, over no values.
         let values = GenericByteArray::<T>::new(OffsetBuffer::new_empty(), Buffer::default(), None);
-        return keyed::<UInt8Type, T>(vec![0; rows], nulls, values).map(Some);
+        return keyed_array(vec![0; rows], nulls.cloned(), Arc::new(values)).map(Some);
     }
     let offsets = array.value_offsets();
     let data = array.value_data();
@@ -233,13 +228,8 @@ where
             }
         }
     }
-    let key_bytes = match distinct.len() {
-        n if n <= 1 << 8 => 1,
-        n if n <= 1 << 16 => 2,
-        _ => 4,
-    };
     let plain = (offsets[rows] - offsets[0]) as usize + 4 * rows;
-    if key_bytes * rows + distinct.value_bytes() + 4 * distinct.len() >= plain {
+    if key_bytes(distinct.len()) * rows + distinct.value_bytes() + 4 * distinct.len() >= plain {
         return Ok(None);
     }
     let (bytes, ends) = distinct.take_values();
@@ -248,44 +238,14 @@ where
         Buffer::from_vec(bytes),
         None,
     )?;
-    // The narrowest keys that hold every code.
-    let encoded = match key_bytes {
-        1 => keyed::<UInt8Type, T>(narrow(&codes), nulls, values)?,
-        2 => keyed::<UInt16Type, T>(narrow(&codes), nulls, values)?,
-        _ => keyed::<UInt32Type, T>(codes, nulls, values)?,
-    };
-    Ok(Some(encoded))
-}
-
-/// `codes` in a narrower integer type; the caller checked that they fit.
-fn narrow<K: TryFrom<u32> + Default>(codes: &[u32]) -> Vec<K> {
-    codes
-        .iter()
-        .map(|&c| K::try_from(c).unwrap_or_default())
-        .collect()
-}
-
-/// A dictionary array of `codes` (NULL where `nulls` says) over `values`.
-fn keyed<K, T>(
-    codes: Vec<K::Native>,
-    nulls: Option<&NullBuffer>,
-    values: GenericByteArray<T>,
-) -> Result<ArrayRef, ArrowError>
-where
-    K: ArrowDictionaryKeyType,
-    T: ByteArrayType<Offset = i32>,
-{
-    let keys = PrimitiveArray::<K>::new(ScalarBuffer::from(codes), nulls.cloned());
-    Ok(Arc::new(DictionaryArray::<K>::try_new(
-        keys,
-        Arc::new(values),
-    )?))
+    keyed_array(codes, nulls.cloned(), Arc::new(values)).map(Some)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{BinaryArray, Int64Array, StringArray};
+    use arrow::array::{BinaryArray, DictionaryArray, Int64Array, StringArray};
+    use arrow::datatypes::{UInt8Type, UInt16Type};
     use std::collections::HashMap as StdHashMap;
 
     fn sample(rows: usize) -> RecordBatch {
