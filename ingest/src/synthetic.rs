@@ -313,16 +313,100 @@ pub struct EsloggerFirehose {
     global_seq: u64,
     version: u32,
     draw: Draw,
-    /// The target path of the current event.
-    path: Vec<u8>,
+    /// The target path of the current event, as drawn.
+    drawn_path: DrawnPath,
     /// Every path a draw can name except fresh ones, made once.
     paths: &'static PathTable,
+    /// The target path of the current event, spelled out for its line.
+    path: Vec<u8>,
+    /// rename's source path, for the line.
+    source: Vec<u8>,
+    /// Renders [`next_rows`](Self::next_rows).
+    rows: RowRenderer,
+}
+
+/// The target path of a drawn event: a member of the [`PathTable`], which
+/// is its own bytes, or a fresh name in one of its directories, which is
+/// spelled out only when the event is rendered.
+#[derive(Debug, Clone, Copy)]
+enum DrawnPath {
+    Member(&'static [u8]),
+    Fresh {
+        directory: &'static [u8],
+        name_bits: u64,
+    },
+}
+
+impl DrawnPath {
+    /// Spells the path out in `out`, in place of what it held.
+    fn spell(&self, out: &mut Vec<u8>) {
+        out.clear();
+        match *self {
+            DrawnPath::Member(path) => out.extend_from_slice(path),
+            DrawnPath::Fresh {
+                directory,
+                name_bits,
+            } => {
+                out.extend_from_slice(directory);
+                push_file_name(out, name_bits);
+            }
+        }
+    }
+
+    /// The path's bytes: the table's own for a member, spelled out in
+    /// `scratch` for a fresh name.
+    #[inline]
+    fn bytes<'a>(&self, scratch: &'a mut Vec<u8>) -> &'a [u8] {
+        match *self {
+            DrawnPath::Member(path) => path,
+            DrawnPath::Fresh { .. } => {
+                self.spell(scratch);
+                scratch
+            }
+        }
+    }
+}
+
+/// Spells out rename's source path in `out`: the destination with a
+/// `.sb-` suffix of eight hex digits, as an atomic save writes it.
+fn push_rename_source(out: &mut Vec<u8>, destination: &[u8], extra: u64) {
+    out.clear();
+    out.extend_from_slice(destination);
+    out.extend_from_slice(b".sb-");
+    push_hex(out, u64::from(extra as u32), 8);
+}
+
+/// One event with every random choice made and the processes it names
+/// copied out: what a generator hands to a [`RowRenderer`], which may run
+/// on another thread, as the kernel hands a message to an ES client.
+/// Member paths are not copied; they point into the generator's path
+/// table, as an `es_string_token_t` points into its message.
+#[derive(Debug, Clone, Copy)]
+pub struct DrawnEvent {
+    draw: Draw,
+    actor: SyntheticProcess,
+    /// The process in the draw's `other` slot after the draw: exec's
+    /// target (with its new image), fork's child.
+    other: SyntheticProcess,
+    path: DrawnPath,
+}
+
+/// Renders [`DrawnEvent`]s as the rows the decoder makes of their lines
+/// (see [`EsloggerFirehose::next_rows`]). It owns everything a rendering
+/// needs, so it can run on a thread of its own, away from the generator.
+#[derive(Debug, Clone)]
+pub struct RowRenderer {
+    version: u32,
+    /// The generator's code directory hashes, one per executable.
+    cdhashes: Vec<String>,
+    /// A fresh name's path, spelled out.
+    path: Vec<u8>,
     /// rename's source path.
     source: Vec<u8>,
-    /// Joined exec arguments and environment (rows only).
+    /// Joined exec arguments and environment.
     cmdline: Vec<u8>,
     env: Vec<u8>,
-    /// One exec argument at a time (rows only).
+    /// One exec argument at a time.
     arg: Vec<u8>,
 }
 
@@ -683,7 +767,7 @@ impl EsloggerFirehose {
             *slot = sum;
         }
         let mut rng = SplitMix64::new(seed);
-        let cdhashes = EXECUTABLES
+        let cdhashes: Vec<String> = EXECUTABLES
             .iter()
             .map(|_| {
                 let mut cdhash = String::with_capacity(40);
@@ -727,7 +811,6 @@ impl EsloggerFirehose {
             mix_cumulative,
             actor: processes[0],
             processes,
-            cdhashes,
             last_pid,
             pids_in_use,
             // Above every pidversion of the first population (pid + 7).
@@ -738,12 +821,20 @@ impl EsloggerFirehose {
             global_seq: 0,
             version: 9,
             draw: Draw::default(),
-            path: Vec::with_capacity(256),
+            drawn_path: DrawnPath::Member(b""),
             paths: PathTable::get(),
+            path: Vec::with_capacity(256),
             source: Vec::with_capacity(256),
-            cmdline: Vec::with_capacity(256),
-            env: Vec::with_capacity(256),
-            arg: Vec::with_capacity(64),
+            rows: RowRenderer {
+                version: 9,
+                cdhashes: cdhashes.clone(),
+                path: Vec::with_capacity(256),
+                source: Vec::with_capacity(256),
+                cmdline: Vec::with_capacity(256),
+                env: Vec::with_capacity(256),
+                arg: Vec::with_capacity(64),
+            },
+            cdhashes,
         }
     }
 
@@ -751,6 +842,7 @@ impl EsloggerFirehose {
     /// tokens as arrays).
     pub fn with_version(mut self, version: u32) -> Self {
         self.version = version;
+        self.rows.version = version;
         self
     }
 
@@ -834,13 +926,7 @@ impl EsloggerFirehose {
             }
             _ => {}
         }
-        self.random_path();
-        if kind == RENAME {
-            self.source.clear();
-            self.source.extend_from_slice(&self.path);
-            self.source.extend_from_slice(b".sb-");
-            push_hex(&mut self.source, u64::from(extra as u32), 8);
-        }
+        self.drawn_path = self.random_path();
     }
 
     /// The pid of a new process: the next one up, as XNU's `forkproc` gives
@@ -881,22 +967,21 @@ impl EsloggerFirehose {
     /// A Mac-like path: a weighted root, one of its directories (zero to
     /// three levels of hash-named folders), and either one of that
     /// directory's files or, rarely, a fresh random name (see [`PathRoot`]).
-    fn random_path(&mut self) {
+    fn random_path(&mut self) -> DrawnPath {
         let pick = self.rng.below(u64::from(ROOT_WEIGHT_TOTAL)) as usize;
         let index = usize::from(ROOT_OF_PICK[pick]);
         let root = &ROOTS[index];
         let dir = skewed_below(&mut self.rng, root.dirs);
         let fresh = self.rng.below(1000) < u64::from(root.fresh_per_mille);
         let file = skewed_below(&mut self.rng, root.files);
-        self.path.clear();
+        let paths: &'static PathTable = self.paths;
         if fresh {
-            let name_bits = self.rng.next_u64();
-            self.path
-                .extend_from_slice(self.paths.directory(index, dir));
-            push_file_name(&mut self.path, name_bits);
+            DrawnPath::Fresh {
+                directory: paths.directory(index, dir),
+                name_bits: self.rng.next_u64(),
+            }
         } else {
-            self.path
-                .extend_from_slice(self.paths.member(index, dir, file));
+            DrawnPath::Member(paths.member(index, dir, file))
         }
     }
 
@@ -1031,6 +1116,10 @@ impl EsloggerFirehose {
     /// Appends one line, newline included, to `out`.
     pub fn next_line(&mut self, out: &mut Vec<u8>) {
         self.draw_next();
+        self.drawn_path.spell(&mut self.path);
+        if self.draw.kind == RENAME {
+            push_rename_source(&mut self.source, &self.path, self.draw.extra);
+        }
         self.render_line(out);
     }
 
@@ -1061,116 +1150,26 @@ impl EsloggerFirehose {
     /// the row [`crate::eslogger::EsloggerDecoder`] makes of the line
     /// [`next_line`](Self::next_line) would have written, without any JSON.
     pub fn next_rows(&mut self, sink: &mut impl RowSink) {
+        let event = self.draw();
+        self.rows.render(&event, sink);
+    }
+
+    /// Draws the next event for a [`RowRenderer`] (see
+    /// [`row_renderer`](Self::row_renderer)): `next_rows` in two halves,
+    /// which may run on two threads.
+    pub fn draw(&mut self) -> DrawnEvent {
         self.draw_next();
-        let d = self.draw;
-        let version = Some(self.version as i32);
-        let acting = &self.actor;
-        match d.kind {
-            EXEC | FORK | 8 => {
-                let subject = if d.kind == EXEC {
-                    &self.processes[d.other]
-                } else {
-                    acting
-                };
-                let cdhash = &self.cdhashes[subject.image];
-                let (mut cmdline_count, mut env_count) = (0, 0);
-                self.cmdline.clear();
-                self.env.clear();
-                if d.kind == EXEC {
-                    let argc = Self::exec_argc(&d);
-                    for i in 0..argc {
-                        if i == 0 {
-                            push_osquery_arg(
-                                &mut self.cmdline,
-                                true,
-                                subject.executable().as_bytes(),
-                            );
-                        } else {
-                            self.arg.clear();
-                            let _ = write!(self.arg, "--flag-{i}={}", arg_value(d.extra, i));
-                            push_osquery_arg(&mut self.cmdline, false, &self.arg);
-                        }
-                    }
-                    for (i, entry) in EXEC_ENV.iter().enumerate() {
-                        push_osquery_arg(&mut self.env, i == 0, entry.as_bytes());
-                    }
-                    cmdline_count = argc as i64;
-                    env_count = EXEC_ENV.len() as i64;
-                }
-                let gate = GateEvent {
-                    table: &ES_PROCESS_EVENTS,
-                    is_open: false,
-                    process_path: Some(acting.executable().as_bytes()),
-                    pid: Some(i64::from(acting.pid)),
-                    targets: [
-                        (d.kind == EXEC).then_some(subject.executable().as_bytes()),
-                        None,
-                    ],
-                    time_ns: d.time_ns,
-                };
-                let row = EsProcessEventRow {
-                    version,
-                    seq_num: Some(d.seq as i64),
-                    global_seq_num: Some(d.global_seq as i64),
-                    pid: Some(i64::from(subject.pid)),
-                    pidversion: Some(i64::from(subject.pidversion)),
-                    path: Some(subject.executable().as_bytes()),
-                    parent: Some(i64::from(subject.ppid)),
-                    original_parent: Some(i64::from(subject.ppid)),
-                    session_id: Some(i64::from(subject.ppid)),
-                    responsible_pid: Some(i64::from(subject.pid)),
-                    responsible_pidversion: Some(i64::from(subject.pidversion)),
-                    parent_pidversion: Some(i64::from(subject.parent_pidversion)),
-                    cmdline: Some(&self.cmdline),
-                    cmdline_count: Some(cmdline_count),
-                    env: Some(&self.env),
-                    env_count: Some(env_count),
-                    cwd: (d.kind == EXEC).then_some(EXEC_CWD.as_bytes()),
-                    uid: Some(i64::from(subject.uid())),
-                    euid: Some(i64::from(subject.uid())),
-                    gid: Some(20),
-                    egid: Some(20),
-                    username: None,
-                    signing_id: Some(subject.signing_id().as_bytes()),
-                    team_id: Some(subject.team_id().unwrap_or_default().as_bytes()),
-                    cdhash: Some(cdhash.as_bytes()),
-                    platform_binary: Some(i32::from(subject.platform())),
-                    exit_code: (d.kind == 8).then_some(((d.small % 2) * 256) as i32),
-                    child_pid: (d.kind == FORK).then_some(i64::from(self.processes[d.other].pid)),
-                    event_type: KINDS[d.kind],
-                    codesigning_flags: Some(subject.codesigning_flags()),
-                    time_ns: d.time_ns,
-                };
-                sink.process_event(&gate, &row);
-            }
-            _ => {
-                let (filename, dest): (&[u8], &[u8]) = match d.kind {
-                    RENAME => (&self.source, &self.path),
-                    _ => (&self.path, b""),
-                };
-                let gate = GateEvent {
-                    table: &ES_PROCESS_FILE_EVENTS,
-                    is_open: d.kind == OPEN,
-                    process_path: Some(acting.executable().as_bytes()),
-                    pid: Some(i64::from(acting.pid)),
-                    targets: [Some(filename), Some(dest)],
-                    time_ns: d.time_ns,
-                };
-                let row = EsProcessFileEventRow {
-                    version,
-                    seq_num: Some(d.seq as i64),
-                    global_seq_num: Some(d.global_seq as i64),
-                    pid: Some(i64::from(acting.pid)),
-                    parent: Some(i64::from(acting.ppid)),
-                    path: Some(acting.executable().as_bytes()),
-                    filename: Some(filename),
-                    dest_filename: Some(dest),
-                    event_type: KINDS[d.kind],
-                    time_ns: d.time_ns,
-                };
-                sink.file_event(&gate, &row);
-            }
+        DrawnEvent {
+            draw: self.draw,
+            actor: self.actor,
+            other: self.processes[self.draw.other],
+            path: self.drawn_path,
         }
+    }
+
+    /// A renderer of this generator's drawn events.
+    pub fn row_renderer(&self) -> RowRenderer {
+        self.rows.clone()
     }
 
     fn write_token(
@@ -1268,6 +1267,122 @@ impl EsloggerFirehose {
             None => out.extend_from_slice(b"null"),
         }
         out.push(b'}');
+    }
+}
+
+impl RowRenderer {
+    /// Hands `event`'s decoded row to `sink` (see
+    /// [`EsloggerFirehose::next_rows`]).
+    pub fn render(&mut self, event: &DrawnEvent, sink: &mut impl RowSink) {
+        let d = event.draw;
+        let version = Some(self.version as i32);
+        let acting = &event.actor;
+        match d.kind {
+            EXEC | FORK | 8 => {
+                let subject = if d.kind == EXEC { &event.other } else { acting };
+                let cdhash = &self.cdhashes[subject.image];
+                let (mut cmdline_count, mut env_count) = (0, 0);
+                self.cmdline.clear();
+                self.env.clear();
+                if d.kind == EXEC {
+                    let argc = EsloggerFirehose::exec_argc(&d);
+                    for i in 0..argc {
+                        if i == 0 {
+                            push_osquery_arg(
+                                &mut self.cmdline,
+                                true,
+                                subject.executable().as_bytes(),
+                            );
+                        } else {
+                            self.arg.clear();
+                            let _ = write!(self.arg, "--flag-{i}={}", arg_value(d.extra, i));
+                            push_osquery_arg(&mut self.cmdline, false, &self.arg);
+                        }
+                    }
+                    for (i, entry) in EXEC_ENV.iter().enumerate() {
+                        push_osquery_arg(&mut self.env, i == 0, entry.as_bytes());
+                    }
+                    cmdline_count = argc as i64;
+                    env_count = EXEC_ENV.len() as i64;
+                }
+                let gate = GateEvent {
+                    table: &ES_PROCESS_EVENTS,
+                    is_open: false,
+                    process_path: Some(acting.executable().as_bytes()),
+                    pid: Some(i64::from(acting.pid)),
+                    targets: [
+                        (d.kind == EXEC).then_some(subject.executable().as_bytes()),
+                        None,
+                    ],
+                    time_ns: d.time_ns,
+                };
+                let row = EsProcessEventRow {
+                    version,
+                    seq_num: Some(d.seq as i64),
+                    global_seq_num: Some(d.global_seq as i64),
+                    pid: Some(i64::from(subject.pid)),
+                    pidversion: Some(i64::from(subject.pidversion)),
+                    path: Some(subject.executable().as_bytes()),
+                    parent: Some(i64::from(subject.ppid)),
+                    original_parent: Some(i64::from(subject.ppid)),
+                    session_id: Some(i64::from(subject.ppid)),
+                    responsible_pid: Some(i64::from(subject.pid)),
+                    responsible_pidversion: Some(i64::from(subject.pidversion)),
+                    parent_pidversion: Some(i64::from(subject.parent_pidversion)),
+                    cmdline: Some(&self.cmdline),
+                    cmdline_count: Some(cmdline_count),
+                    env: Some(&self.env),
+                    env_count: Some(env_count),
+                    cwd: (d.kind == EXEC).then_some(EXEC_CWD.as_bytes()),
+                    uid: Some(i64::from(subject.uid())),
+                    euid: Some(i64::from(subject.uid())),
+                    gid: Some(20),
+                    egid: Some(20),
+                    username: None,
+                    signing_id: Some(subject.signing_id().as_bytes()),
+                    team_id: Some(subject.team_id().unwrap_or_default().as_bytes()),
+                    cdhash: Some(cdhash.as_bytes()),
+                    platform_binary: Some(i32::from(subject.platform())),
+                    exit_code: (d.kind == 8).then_some(((d.small % 2) * 256) as i32),
+                    child_pid: (d.kind == FORK).then_some(i64::from(event.other.pid)),
+                    event_type: KINDS[d.kind],
+                    codesigning_flags: Some(subject.codesigning_flags()),
+                    time_ns: d.time_ns,
+                };
+                sink.process_event(&gate, &row);
+            }
+            _ => {
+                let path = event.path.bytes(&mut self.path);
+                let (filename, dest): (&[u8], &[u8]) = match d.kind {
+                    RENAME => {
+                        push_rename_source(&mut self.source, path, d.extra);
+                        (&self.source, path)
+                    }
+                    _ => (path, b""),
+                };
+                let gate = GateEvent {
+                    table: &ES_PROCESS_FILE_EVENTS,
+                    is_open: d.kind == OPEN,
+                    process_path: Some(acting.executable().as_bytes()),
+                    pid: Some(i64::from(acting.pid)),
+                    targets: [Some(filename), Some(dest)],
+                    time_ns: d.time_ns,
+                };
+                let row = EsProcessFileEventRow {
+                    version,
+                    seq_num: Some(d.seq as i64),
+                    global_seq_num: Some(d.global_seq as i64),
+                    pid: Some(i64::from(acting.pid)),
+                    parent: Some(i64::from(acting.ppid)),
+                    path: Some(acting.executable().as_bytes()),
+                    filename: Some(filename),
+                    dest_filename: Some(dest),
+                    event_type: KINDS[d.kind],
+                    time_ns: d.time_ns,
+                };
+                sink.file_event(&gate, &row);
+            }
+        }
     }
 }
 
@@ -1573,6 +1688,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Drawing on one thread and rendering on another (as the firehose
+    /// bench does) makes the same rows as `next_rows`, fresh names and
+    /// rename sources included.
+    #[test]
+    fn events_drawn_here_and_rendered_there_are_next_rows() {
+        let mix = EventMix::uniform();
+        let mut whole = EsloggerFirehose::with_processes(3, &mix, 9).with_version(10);
+        let mut halves = EsloggerFirehose::with_processes(3, &mix, 9).with_version(10);
+        let mut direct = DirectRows::new(Gates::keep_everything());
+        for _ in 0..4000 {
+            whole.next_rows(&mut direct);
+        }
+        let mut renderer = halves.row_renderer();
+        let drawn: Vec<DrawnEvent> = (0..4000).map(|_| halves.draw()).collect();
+        let rendered = std::thread::spawn(move || {
+            let mut rows = DirectRows::new(Gates::keep_everything());
+            for event in &drawn {
+                renderer.render(event, &mut rows);
+            }
+            rows.take_batches().unwrap()
+        })
+        .join()
+        .unwrap();
+        let expected = direct.take_batches().unwrap();
+        assert_eq!(expected.len(), 2);
+        for ((et, eb), (rt, rb)) in expected.iter().zip(&rendered) {
+            assert_eq!(et.name, rt.name);
+            assert_eq!(eb, rb, "{}", et.name);
+        }
+        let (_, file_events) = expected
+            .iter()
+            .find(|(table, _)| table.name == ES_PROCESS_FILE_EVENTS.name)
+            .unwrap();
+        let filenames = file_events
+            .column_by_name("filename")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::StringArray>()
+            .unwrap();
+        assert!(
+            filenames.iter().flatten().any(|f| f.contains(".sb-")),
+            "renames were drawn"
+        );
     }
 
     #[test]

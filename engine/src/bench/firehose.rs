@@ -2,9 +2,11 @@
 //! costs, end to end.
 //!
 //! A run is the real pipeline, in this process: the seeded generator
-//! ([`sluice_ingest::synthetic`]) makes events, either as eslogger JSON
-//! lines that the decoder parses (`json`) or as the decoded rows themselves
-//! (`rows`, which skips parsing); the gates admit them; the builders make
+//! ([`sluice_ingest::synthetic`]), on a thread of its own as the kernel and
+//! `eslogger` are, makes events, either as eslogger JSON lines that the
+//! decoder parses (`json`) or as drawn events the pipeline turns into the
+//! decoded rows themselves (`rows`, which skips parsing); the gates admit
+//! them; the builders make
 //! Arrow batches; a bounded queue hands the batches to a writer thread that
 //! appends them to [`Storage`] (write-ahead log, hot tail, zstd Parquet),
 //! the path `sluice ingest` takes. When the producer is done the storage is
@@ -12,12 +14,12 @@
 //! over them through the same catalog `sluice query` uses.
 //!
 //! Two kinds of run:
-//! - **max**: the producer never waits for a clock and the queue blocks
+//! - **max**: the source never waits for a clock and the queue blocks
 //!   instead of dropping, so the run shows the ceiling;
-//! - **fixed**: the producer is paced to an offered rate (the seed rate,
-//!   1M events a minute, and multiples) and offers batches as a live source
+//! - **fixed**: the source is paced to an offered rate (the seed rate,
+//!   1M events a minute, and multiples), the pipeline offers batches as a live source
 //!   does: what does not fit in the queue's memory budget is dropped and
-//!   counted, and how far the producer falls behind its schedule is lag.
+//!   counted, and how far the source falls behind its schedule is lag.
 //!
 //! With the `rocksdb-baseline` feature the same producer feeds a store laid
 //! out the way osquery keeps events (see [`super::baseline`]), so both sets
@@ -39,7 +41,9 @@ use sluice_ingest::eslogger::EsloggerDecoder;
 use sluice_ingest::gates::config::GatesConfig;
 use sluice_ingest::gates::{GateConfigError, Gates};
 use sluice_ingest::replay::ReplayOptions;
-use sluice_ingest::synthetic::{DirectRows, EsloggerFirehose, EventMix, KINDS, RowSink};
+use sluice_ingest::synthetic::{
+    DirectRows, DrawnEvent, EsloggerFirehose, EventMix, KINDS, RowRenderer,
+};
 use sluice_schemas::{ES_PROCESS_EVENTS, ES_PROCESS_FILE_EVENTS, TableDef};
 use sluice_sinks::object_store::StoreLocation;
 use sluice_sinks::{
@@ -320,63 +324,232 @@ pub(crate) struct RunSpec {
     pub(crate) events: u64,
 }
 
-/// Makes events and batches them: the generator plus the decoder (JSON) or
-/// the direct row sink (rows).
+/// A run of events as the source thread hands them to the pipeline:
+/// drawn events (rows) or eslogger lines (JSON). Chunks go back and forth,
+/// so their buffers are reused.
+#[derive(Default)]
+struct Chunk {
+    drawn: Vec<DrawnEvent>,
+    /// The lines back to back, each with its newline.
+    text: Vec<u8>,
+    /// Where each line ends in `text`.
+    line_ends: Vec<usize>,
+}
+
+impl Chunk {
+    fn clear(&mut self) {
+        self.drawn.clear();
+        self.text.clear();
+        self.line_ends.clear();
+    }
+}
+
+/// Events per chunk at maximum rate. A drawn event is about 150 bytes and
+/// a line about 3 KB, so a chunk of either stays well inside the cache it
+/// is read from.
+fn max_rate_chunk(source: Source) -> u64 {
+    match source {
+        Source::Rows => 1024,
+        Source::Json => 128,
+    }
+}
+
+/// Chunks between the source thread and the pipeline at once.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// What the source thread saw.
+#[derive(Default)]
+struct SourceOutcome {
+    /// How far behind its schedule it fell at worst, and at the end.
+    lag_max: Duration,
+    lag_end: Duration,
+    /// Its own CPU time: the generator's, which is not sluice's.
+    cpu: Duration,
+}
+
+/// The source thread: the generator, standing in for the kernel (rows) or
+/// for eslogger (JSON), on a thread of its own as each is. It makes
+/// `spec.events` events in chunks, paced to the offered rate if there is
+/// one, and stops early if the pipeline stops taking them.
+fn make_events(
+    mut firehose: EsloggerFirehose,
+    spec: &RunSpec,
+    chunk_events: u64,
+    started: Instant,
+    generated: &AtomicU64,
+    full: mpsc::SyncSender<Chunk>,
+    empty: mpsc::Receiver<Chunk>,
+) -> SourceOutcome {
+    let cpu_before = thread_cpu();
+    let mut out = SourceOutcome::default();
+    let mut made = 0;
+    while made < spec.events {
+        generated.store(made, Ordering::Relaxed);
+        if let Some(rate) = spec.rate {
+            let due = started + Duration::from_secs_f64(made as f64 / rate);
+            let now = Instant::now();
+            if now < due {
+                std::thread::sleep(due - now);
+                out.lag_end = Duration::ZERO;
+            } else {
+                out.lag_end = now - due;
+                out.lag_max = out.lag_max.max(out.lag_end);
+            }
+        }
+        let count = chunk_events.min(spec.events - made);
+        let mut chunk = empty.try_recv().unwrap_or_default();
+        chunk.clear();
+        match spec.source {
+            Source::Rows => chunk.drawn.extend((0..count).map(|_| firehose.draw())),
+            Source::Json => {
+                for _ in 0..count {
+                    firehose.next_line(&mut chunk.text);
+                    chunk.line_ends.push(chunk.text.len());
+                }
+            }
+        }
+        if full.send(chunk).is_err() {
+            break;
+        }
+        made += count;
+    }
+    generated.store(made, Ordering::Relaxed);
+    out.cpu = thread_cpu().saturating_sub(cpu_before);
+    out
+}
+
+/// Batches the pipeline's rows and offers them to the writer's queue: when
+/// a batch is full, and when its oldest row has waited long enough.
+struct Batcher<'a> {
+    queue: &'a BatchQueue,
+    /// One instant per queued batch, in order, for the writer's latencies.
+    born_tx: mpsc::Sender<Instant>,
+    /// A live (fixed-rate) run drops what does not fit; a max run waits.
+    live: bool,
+    batch_rows: usize,
+    /// When the oldest row of the batch being built arrived.
+    batch_born: Option<Instant>,
+    /// Rows dropped because the queue was full.
+    backpressure: u64,
+}
+
+impl Batcher<'_> {
+    /// Called after each event with the rows now buffered; takes a batch
+    /// with `take` once there are enough.
+    #[inline]
+    fn after_event(
+        &mut self,
+        buffered: usize,
+        take: impl FnOnce() -> Result<Vec<TableBatch>, ArrowError>,
+    ) -> Result<(), ArrowError> {
+        if buffered == 0 {
+            return Ok(());
+        }
+        let born = *self.batch_born.get_or_insert_with(Instant::now);
+        if buffered >= self.batch_rows {
+            self.batch_born = None;
+            self.offer(take()?, born);
+        }
+        Ok(())
+    }
+
+    /// Takes a batch with `take` if its oldest row has waited `max_age`.
+    fn flush_older_than(
+        &mut self,
+        max_age: Duration,
+        take: impl FnOnce() -> Result<Vec<TableBatch>, ArrowError>,
+    ) -> Result<(), ArrowError> {
+        if self
+            .batch_born
+            .is_some_and(|born| born.elapsed() >= max_age)
+        {
+            self.flush(take)?;
+        }
+        Ok(())
+    }
+
+    /// Takes whatever is buffered.
+    fn flush(
+        &mut self,
+        take: impl FnOnce() -> Result<Vec<TableBatch>, ArrowError>,
+    ) -> Result<(), ArrowError> {
+        if let Some(born) = self.batch_born.take() {
+            self.offer(take()?, born);
+        }
+        Ok(())
+    }
+
+    fn offer(&mut self, batches: Vec<TableBatch>, born: Instant) {
+        for item in batches {
+            if self.live {
+                match self.queue.try_push(item) {
+                    Ok(()) => {
+                        let _ = self.born_tx.send(born);
+                    }
+                    Err(full) => self.backpressure += full.0.1.num_rows() as u64,
+                }
+            } else {
+                self.queue.push_blocking(item);
+                let _ = self.born_tx.send(born);
+            }
+        }
+    }
+}
+
+/// The pipeline's first stage: the row renderer (rows) or the decoder
+/// (JSON), then the gates and the builders.
 enum Producer {
     Rows {
-        firehose: EsloggerFirehose,
+        renderer: RowRenderer,
         rows: Box<DirectRows>,
     },
     Json {
-        firehose: EsloggerFirehose,
         decoder: Box<EsloggerDecoder>,
-        line: Vec<u8>,
         line_no: u64,
     },
 }
 
 impl Producer {
-    fn new(settings: &Settings, spec: &RunSpec) -> Result<Producer, BenchError> {
-        let firehose = firehose(settings, spec);
+    fn new(
+        settings: &Settings,
+        spec: &RunSpec,
+        firehose: &EsloggerFirehose,
+    ) -> Result<Producer, BenchError> {
         let gates = Gates::new(&settings.gates)?;
         Ok(match spec.source {
             Source::Rows => Producer::Rows {
-                firehose,
+                renderer: firehose.row_renderer(),
                 rows: Box::new(DirectRows::new(gates)),
             },
             Source::Json => Producer::Json {
-                firehose,
                 decoder: Box::new(EsloggerDecoder::with_gates(gates)),
-                line: Vec::with_capacity(8192),
                 line_no: 0,
             },
         })
     }
 
-    #[inline]
-    fn produce_one(&mut self) {
+    /// Takes every event of `chunk` into the builders, batching as it goes.
+    fn consume(&mut self, chunk: &Chunk, batcher: &mut Batcher<'_>) -> Result<(), ArrowError> {
         match self {
-            Producer::Rows { firehose, rows } => firehose.next_rows(rows.as_mut()),
-            Producer::Json {
-                firehose,
-                decoder,
-                line,
-                line_no,
-            } => {
-                line.clear();
-                firehose.next_line(line);
-                *line_no += 1;
-                let body = line.strip_suffix(b"\n").unwrap_or(line);
-                decoder.decode_line(body, *line_no);
+            Producer::Rows { renderer, rows } => {
+                for event in &chunk.drawn {
+                    renderer.render(event, rows.as_mut());
+                    batcher.after_event(rows.buffered_rows(), || rows.take_keyed_batches())?;
+                }
+            }
+            Producer::Json { decoder, line_no } => {
+                let mut start = 0;
+                for &end in &chunk.line_ends {
+                    let line = &chunk.text[start..end];
+                    start = end;
+                    *line_no += 1;
+                    decoder.decode_line(line.strip_suffix(b"\n").unwrap_or(line), *line_no);
+                    batcher
+                        .after_event(decoder.buffered_rows(), || decoder.take_keyed_batches())?;
+                }
             }
         }
-    }
-
-    fn buffered_rows(&self) -> usize {
-        match self {
-            Producer::Rows { rows, .. } => rows.buffered_rows(),
-            Producer::Json { decoder, .. } => decoder.buffered_rows(),
-        }
+        Ok(())
     }
 
     fn take_batches(&mut self) -> Result<Vec<TableBatch>, ArrowError> {
@@ -516,22 +689,40 @@ pub(crate) fn run(
     store_name: &str,
     store: &dyn EventStore,
 ) -> Result<RunReport, BenchError> {
-    let mut producer = Producer::new(settings, spec)?;
+    let firehose = firehose(settings, spec);
+    let mut producer = Producer::new(settings, spec, &firehose)?;
     let queue = BatchQueue::new(settings.queue_budget);
     let (born_tx, born_rx) = mpsc::channel::<Instant>();
     let generated = AtomicU64::new(0);
     let stop_sampler = AtomicBool::new(false);
     let samples = Mutex::new(Vec::<Sample>::new());
-    let live = spec.rate.is_some();
+    let mut batcher = Batcher {
+        queue: &queue,
+        born_tx,
+        live: spec.rate.is_some(),
+        batch_rows: settings.batch_rows,
+        batch_born: None,
+        backpressure: 0,
+    };
+    // A fixed run's source makes 20 ms worth of events at a time and
+    // sleeps when ahead: events arrive in 20 ms bursts, as a source
+    // draining the kernel's queue sees them (waking 200 times a second
+    // cost more than the pipeline's own work at low rates). A batch waits
+    // at most as long as the daemon's default `flush_ms`, so "visible" is
+    // what a user of the defaults gets.
+    let (chunk_events, flush_every) = match spec.rate {
+        Some(rate) => (
+            ((rate / 50.0) as u64).max(1),
+            Duration::from_millis(SourcesConfig::default().flush_ms),
+        ),
+        None => (max_rate_chunk(spec.source), Duration::MAX),
+    };
 
     reset_peak_rss();
     let cpu_before = process_cpu();
     let started = Instant::now();
-    let mut backpressure = 0u64;
-    let mut lag_max = Duration::ZERO;
-    let mut lag_end = Duration::ZERO;
 
-    let (outcome, produced, sampler_cpu) = std::thread::scope(|scope| {
+    let (outcome, produced, sampler_cpu, source, backpressure) = std::thread::scope(|scope| {
         // The sampler is the bench's instrument, not the pipeline: its own
         // CPU time comes back so the pipeline's figure can leave it out.
         let sampler = scope.spawn(|| {
@@ -552,80 +743,57 @@ pub(crate) fn run(
         });
         let queue_ref = &queue;
         let writer = scope.spawn(move || write_all(store, queue_ref, &born_rx));
-
-        let mut offer = |batches: Vec<TableBatch>, born: Instant| {
-            for item in batches {
-                if live {
-                    match queue.try_push(item) {
-                        Ok(()) => {
-                            let _ = born_tx.send(born);
-                        }
-                        Err(full) => backpressure += full.0.1.num_rows() as u64,
-                    }
-                } else {
-                    queue.push_blocking(item);
-                    let _ = born_tx.send(born);
+        let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(CHUNKS_IN_FLIGHT);
+        let (empty_tx, empty_rx) = mpsc::channel::<Chunk>();
+        let generated_ref = &generated;
+        // Named, so that `top -H` and `perf` tell it from the pipeline.
+        let source = std::thread::Builder::new()
+            .name("sluice-source".into())
+            .spawn_scoped(scope, move || {
+                make_events(
+                    firehose,
+                    spec,
+                    chunk_events,
+                    started,
+                    generated_ref,
+                    full_tx,
+                    empty_rx,
+                )
+            });
+        let produced = match &source {
+            Err(err) => Err(BenchError::Usage(format!(
+                "could not start the source thread: {err}"
+            ))),
+            Ok(_) => (|| -> Result<(), BenchError> {
+                for chunk in full_rx.iter() {
+                    batcher.flush_older_than(flush_every, || producer.take_batches())?;
+                    producer.consume(&chunk, &mut batcher)?;
+                    let _ = empty_tx.send(chunk);
                 }
-            }
+                batcher.flush(|| producer.take_batches())?;
+                Ok(())
+            })(),
         };
-        let produced = (|| -> Result<(), BenchError> {
-            let mut batch_born: Option<Instant> = None;
-            // A fixed run checks its schedule every 20 ms worth of events and
-            // sleeps when ahead (events arrive in 20 ms bursts, as a source
-            // draining the kernel's queue sees them; waking 200 times a
-            // second cost the producer more than the pipeline's own work at
-            // low rates); a batch waits at most as long as the
-            // daemon's default `flush_ms`, so "visible" is what a user of
-            // the defaults gets.
-            let (chunk, flush_every) = match spec.rate {
-                Some(rate) => (
-                    ((rate / 50.0) as u64).max(1),
-                    Duration::from_millis(SourcesConfig::default().flush_ms),
-                ),
-                None => (4096, Duration::MAX),
-            };
-            for i in 0..spec.events {
-                if i % chunk == 0 {
-                    generated.store(i, Ordering::Relaxed);
-                    if let Some(rate) = spec.rate {
-                        let due = started + Duration::from_secs_f64(i as f64 / rate);
-                        let now = Instant::now();
-                        if now < due {
-                            std::thread::sleep(due - now);
-                            lag_end = Duration::ZERO;
-                        } else {
-                            lag_end = now - due;
-                            lag_max = lag_max.max(lag_end);
-                        }
-                    }
-                    if batch_born.is_some_and(|b| b.elapsed() >= flush_every) {
-                        let born = batch_born.take().unwrap_or_else(Instant::now);
-                        offer(producer.take_batches()?, born);
-                    }
-                }
-                producer.produce_one();
-                if batch_born.is_none() && producer.buffered_rows() > 0 {
-                    batch_born = Some(Instant::now());
-                }
-                if producer.buffered_rows() >= settings.batch_rows {
-                    let born = batch_born.take().unwrap_or_else(Instant::now);
-                    offer(producer.take_batches()?, born);
-                }
-            }
-            generated.store(spec.events, Ordering::Relaxed);
-            if let Some(born) = batch_born {
-                offer(producer.take_batches()?, born);
-            }
-            Ok(())
-        })();
+        // On an error the source finds the pipeline gone and stops.
+        drop(full_rx);
+        let source = source.map_or_else(
+            |_| SourceOutcome::default(),
+            |handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            },
+        );
         queue.close();
-        drop(born_tx);
+        // The writer stops once the queue is empty and every instant is in.
+        let backpressure = batcher.backpressure;
+        drop(batcher);
         let outcome = writer
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         stop_sampler.store(true, Ordering::Relaxed);
         let sampler_cpu = sampler.join().unwrap_or_default();
-        (outcome, produced, sampler_cpu)
+        (outcome, produced, sampler_cpu, source, backpressure)
     });
     let elapsed = started.elapsed();
     let cpu = process_cpu().saturating_sub(cpu_before);
@@ -641,7 +809,7 @@ pub(crate) fn run(
             producer.skipped_lines()
         )));
     }
-    let generator_cpu = generator_cpu(settings, spec);
+    let generator_cpu = source.cpu;
     let stored: u64 = outcome.stored.iter().sum();
     let secs = elapsed.as_secs_f64().max(1e-9);
     let pipeline_cpu = cpu
@@ -674,8 +842,8 @@ pub(crate) fn run(
         cpu_percent_of_one_core: 100.0 * cpu.as_secs_f64() / secs,
         pipeline_cpu_percent_of_one_core: 100.0 * pipeline_cpu.as_secs_f64() / secs,
         peak_rss_bytes: peak_rss,
-        lag_max_ms: lag_max.as_secs_f64() * 1e3,
-        lag_end_ms: lag_end.as_secs_f64() * 1e3,
+        lag_max_ms: source.lag_max.as_secs_f64() * 1e3,
+        lag_end_ms: source.lag_end.as_secs_f64() * 1e3,
         tables: TABLES
             .iter()
             .map(|t| TableBytes {
@@ -707,48 +875,6 @@ pub(crate) fn set_bytes(report: &mut RunReport, by_table: &[(u64, u64)]) {
         total += bytes;
     }
     report.bytes_per_event = total as f64 / report.events_stored.max(1) as f64;
-}
-
-/// CPU the generator alone spends making the run's events (no gates, no
-/// builders, no storage): the share of `cpu_secs` that is not sluice's.
-fn generator_cpu(settings: &Settings, spec: &RunSpec) -> Duration {
-    struct Discard(u64);
-    impl RowSink for Discard {
-        fn process_event(
-            &mut self,
-            _: &sluice_ingest::gates::GateEvent<'_>,
-            row: &sluice_ingest::builders::EsProcessEventRow<'_>,
-        ) {
-            self.0 = self.0.wrapping_add(row.time_ns as u64);
-        }
-        fn file_event(
-            &mut self,
-            _: &sluice_ingest::gates::GateEvent<'_>,
-            row: &sluice_ingest::builders::EsProcessFileEventRow<'_>,
-        ) {
-            self.0 = self.0.wrapping_add(row.time_ns as u64);
-        }
-    }
-    let mut firehose = firehose(settings, spec);
-    let before = process_cpu();
-    match spec.source {
-        Source::Rows => {
-            let mut sink = Discard(0);
-            for _ in 0..spec.events {
-                firehose.next_rows(&mut sink);
-            }
-            std::hint::black_box(sink.0);
-        }
-        Source::Json => {
-            let mut line = Vec::with_capacity(8192);
-            for _ in 0..spec.events {
-                line.clear();
-                firehose.next_line(&mut line);
-                std::hint::black_box(&line);
-            }
-        }
-    }
-    process_cpu().saturating_sub(before)
 }
 
 /// The analyst queries: (name, SQL). The two counts come first; their sum
