@@ -354,6 +354,21 @@ mod tests {
             vec![Some(b"/tmp/\xc3"), Some(b"\xa9")],
             vec![None, None],
             vec![],
+            // Runs, broken by NULLs and by other values.
+            vec![
+                Some(b"x"),
+                Some(b"x"),
+                None,
+                Some(b"x"),
+                Some(b"y"),
+                Some(b"y"),
+                Some(b"x"),
+                Some(b""),
+                Some(b""),
+                None,
+                None,
+                Some(b"y"),
+            ],
             few.iter().map(|v| Some(v.as_slice())).collect(),
             many.iter().map(|v| Some(v.as_slice())).collect(),
         ];
