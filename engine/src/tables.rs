@@ -448,9 +448,11 @@ impl EventTable {
                 let list = || list_local(dir, window);
                 match &self.live {
                     // Listing under the tail's read lock: see the module docs.
-                    Some(storage) => storage
-                        .hot_tail()
-                        .with_snapshot(self.def.name, |batches| Ok((list()?, batches))),
+                    Some(storage) => {
+                        let (listed, batches) =
+                            storage.hot_tail().with_snapshot(self.def.name, list);
+                        Ok((listed?, batches))
+                    }
                     None => Ok((list()?, Vec::new())),
                 }
             }

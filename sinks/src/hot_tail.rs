@@ -161,37 +161,50 @@ impl HotTail {
 
     /// The batches of `table` now in the tail, oldest first (a cheap clone).
     pub fn snapshot(&self, table: &str) -> Vec<RecordBatch> {
-        self.with_snapshot(table, |batches| batches)
+        self.with_snapshot(table, || ()).1
     }
 
-    /// Calls `f` with a snapshot of `table` while no roll can publish or
-    /// remove anything, so `f` can list the table's Parquet files and get a
-    /// view in which every row appears exactly once.
+    /// Calls `list` while no roll can publish or remove anything, and
+    /// returns what it gave with the batches of `table` at that instant, so
+    /// `list` can list the table's Parquet files and the caller get a view
+    /// in which every row appears exactly once.
     ///
     /// Text columns held in dictionary form are given as their values'
     /// type, the type of the table's schema, made when asked for: queries
     /// of the tail are rare next to appends, which this keeps from building
-    /// each batch's text twice. A batch that cannot be so made (it cannot
-    /// happen for dictionaries of text) is left out with an error logged.
-    pub fn with_snapshot<R>(&self, table: &str, f: impl FnOnce(Vec<RecordBatch>) -> R) -> R {
-        let tables = self.read();
-        let batches = tables
-            .by_table
-            .get(table)
-            .map(|t| {
-                t.batches
-                    .iter()
-                    .filter_map(|b| match cast_to_schema(&b.batch, &b.schema) {
-                        Ok(batch) => Some(batch),
-                        Err(err) => {
-                            tracing::error!(table, seq = b.seq, error = %err, "hot batch left out of a query");
-                            None
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        f(batches)
+    /// each batch's text twice. They are made after the lock is released
+    /// (the batches are immutable, so the view is the same), because a
+    /// 128 Ki-row batch takes milliseconds to make and appends wait for the
+    /// lock. A batch that cannot be so made (it cannot happen for
+    /// dictionaries of text) is left out with an error logged.
+    pub fn with_snapshot<R>(&self, table: &str, list: impl FnOnce() -> R) -> (R, Vec<RecordBatch>) {
+        let (listed, held) = {
+            let tables = self.read();
+            let held: Vec<(u64, RecordBatch, SchemaRef)> = tables
+                .by_table
+                .get(table)
+                .map(|t| {
+                    t.batches
+                        .iter()
+                        .map(|b| (b.seq, b.batch.clone(), b.schema.clone()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (list(), held)
+        };
+        let batches = held
+            .into_iter()
+            .filter_map(
+                |(seq, batch, schema)| match cast_to_schema(&batch, &schema) {
+                    Ok(batch) => Some(batch),
+                    Err(err) => {
+                        tracing::error!(table, seq, error = %err, "hot batch left out of a query");
+                        None
+                    }
+                },
+            )
+            .collect();
+        (listed, batches)
     }
 
     /// Size and age of every table's tail, by table name.

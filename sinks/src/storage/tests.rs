@@ -400,15 +400,14 @@ fn background_rolls_never_show_a_row_twice_or_lose_one() {
         });
         while !done.load(Ordering::SeqCst) {
             let before = acked.load(Ordering::SeqCst);
-            let mut ids = storage.hot_tail().with_snapshot("t", |batches| {
-                let mut ids: Vec<i64> = stored_ids(dir.path(), "t");
-                for b in batches {
-                    let col = b.column_by_name("id").unwrap();
-                    let col = col.as_any().downcast_ref::<Int64Array>().unwrap();
-                    ids.extend(col.values().iter().copied());
-                }
-                ids
-            });
+            let (mut ids, batches) = storage
+                .hot_tail()
+                .with_snapshot("t", || stored_ids(dir.path(), "t"));
+            for b in batches {
+                let col = b.column_by_name("id").unwrap();
+                let col = col.as_any().downcast_ref::<Int64Array>().unwrap();
+                ids.extend(col.values().iter().copied());
+            }
             ids.sort();
             let n = ids.len() as i64;
             assert!(n >= before, "rows lost: saw {n}, {before} acknowledged");
