@@ -226,7 +226,7 @@ struct SyntheticProcess {
     ppid: u32,
     /// The parent's pidversion (its audit token's).
     parent_pidversion: u32,
-    /// Its index in [`EXECUTABLES`] and in the generator's `cdhashes`.
+    /// Its index in [`EXECUTABLES`] and in its renderer's `cdhashes`.
     image: usize,
 }
 
@@ -297,9 +297,6 @@ pub struct EsloggerFirehose {
     /// The acting process of the current event as it was when the event
     /// happened: for an exec, the image before it.
     actor: SyntheticProcess,
-    /// One code directory hash per executable: the same binary has the
-    /// same cdhash in every process that runs it.
-    cdhashes: Vec<String>,
     /// The pid the last fork was given.
     last_pid: u32,
     /// How many processes of the population have each pid, so that a fork
@@ -311,7 +308,6 @@ pub struct EsloggerFirehose {
     mean_gap_ns: i64,
     seq: [u64; 9],
     global_seq: u64,
-    version: u32,
     draw: Draw,
     /// The target path of the current event, as drawn.
     drawn_path: DrawnPath,
@@ -321,8 +317,10 @@ pub struct EsloggerFirehose {
     path: Vec<u8>,
     /// rename's source path, for the line.
     source: Vec<u8>,
-    /// Renders [`next_rows`](Self::next_rows).
-    rows: RowRenderer,
+    /// Renders [`next_rows`](Self::next_rows). It also holds what both
+    /// renderings show alike, the message version and the cdhashes, which
+    /// the lines read from it.
+    renderer: RowRenderer,
 }
 
 /// The target path of a drawn event: a member of the [`PathTable`], which
@@ -396,8 +394,10 @@ pub struct DrawnEvent {
 /// needs, so it can run on a thread of its own, away from the generator.
 #[derive(Debug, Clone)]
 pub struct RowRenderer {
+    /// The ES message version.
     version: u32,
-    /// The generator's code directory hashes, one per executable.
+    /// One code directory hash per executable: the same binary has the
+    /// same cdhash in every process that runs it.
     cdhashes: Vec<String>,
     /// A fresh name's path, spelled out.
     path: Vec<u8>,
@@ -767,7 +767,7 @@ impl EsloggerFirehose {
             *slot = sum;
         }
         let mut rng = SplitMix64::new(seed);
-        let cdhashes: Vec<String> = EXECUTABLES
+        let cdhashes = EXECUTABLES
             .iter()
             .map(|_| {
                 let mut cdhash = String::with_capacity(40);
@@ -819,30 +819,27 @@ impl EsloggerFirehose {
             mean_gap_ns: 50_000,
             seq: [0; 9],
             global_seq: 0,
-            version: 9,
             draw: Draw::default(),
             drawn_path: DrawnPath::Member(b""),
             paths: PathTable::get(),
             path: Vec::with_capacity(256),
             source: Vec::with_capacity(256),
-            rows: RowRenderer {
+            renderer: RowRenderer {
                 version: 9,
-                cdhashes: cdhashes.clone(),
+                cdhashes,
                 path: Vec::with_capacity(256),
                 source: Vec::with_capacity(256),
                 cmdline: Vec::with_capacity(256),
                 env: Vec::with_capacity(256),
                 arg: Vec::with_capacity(64),
             },
-            cdhashes,
         }
     }
 
     /// Sets the ES message version of the generated lines (10 writes audit
     /// tokens as arrays).
     pub fn with_version(mut self, version: u32) -> Self {
-        self.version = version;
-        self.rows.version = version;
+        self.renderer.version = version;
         self
     }
 
@@ -1007,7 +1004,7 @@ impl EsloggerFirehose {
         out.extend_from_slice(br#","thread":{"thread_id":"#);
         push_i64(out, d.thread_id as i64);
         out.extend_from_slice(br#"},"version":"#);
-        push_i64(out, i64::from(self.version));
+        push_i64(out, i64::from(self.renderer.version));
         out.extend_from_slice(br#","seq_num":"#);
         push_i64(out, d.seq as i64);
         out.extend_from_slice(br#","event":{""#);
@@ -1151,7 +1148,7 @@ impl EsloggerFirehose {
     /// [`next_line`](Self::next_line) would have written, without any JSON.
     pub fn next_rows(&mut self, sink: &mut impl RowSink) {
         let event = self.draw();
-        self.rows.render(&event, sink);
+        self.renderer.render(&event, sink);
     }
 
     /// Draws the next event for a [`RowRenderer`] (see
@@ -1169,7 +1166,7 @@ impl EsloggerFirehose {
 
     /// A renderer of this generator's drawn events.
     pub fn row_renderer(&self) -> RowRenderer {
-        self.rows.clone()
+        self.renderer.clone()
     }
 
     fn write_token(
@@ -1188,7 +1185,7 @@ impl EsloggerFirehose {
             i64::from(pid),
             i64::from(pidversion),
         );
-        if self.version == 10 {
+        if self.renderer.version == 10 {
             // [auid,uid,gid,uid,gid,pid,100004,pidversion]
             for (i, value) in [auid, uid, gid, uid, gid, pid, 100_004, pidversion]
                 .into_iter()
@@ -1260,7 +1257,7 @@ impl EsloggerFirehose {
         out.extend_from_slice(br#","original_ppid":"#);
         push_i64(out, i64::from(p.ppid));
         out.extend_from_slice(br#","cdhash":""#);
-        out.extend_from_slice(self.cdhashes[p.image].as_bytes());
+        out.extend_from_slice(self.renderer.cdhashes[p.image].as_bytes());
         out.extend_from_slice(br#"","team_id":"#);
         match p.team_id() {
             Some(t) => write_json_str(out, t.as_bytes()),
